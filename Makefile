@@ -1,0 +1,48 @@
+# Everyday commands. `make demo` is the README's first command, `make test` its second.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint format bench system-deps clean
+
+# A venv with the package (and, for tests, the dev extra); redone when pyproject.toml changes.
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(BIN)/.installed-dev: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(BIN)/.installed
+
+# The main job: a small real study on the embedded data, then its summary.
+demo: $(BIN)/.installed
+	$(BIN)/ablation run experiments/quickstart.yaml
+
+# Headless Chromium (Debian's package) for the dashboard tests; installed once, as root.
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "install Debian's chromium package for the dashboard tests"; fi; }
+
+test: $(BIN)/.installed-dev system-deps
+	$(BIN)/ruff check ablation tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/.installed-dev
+	$(BIN)/ruff check ablation tests benchmarks
+	$(BIN)/ruff format --check ablation tests benchmarks
+
+format: $(BIN)/.installed-dev
+	$(BIN)/ruff format ablation tests benchmarks
+	$(BIN)/ruff check --fix ablation tests benchmarks
+
+bench: $(BIN)/.installed-dev
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python benchmarks/cbam_overhead.py
+	$(BIN)/python benchmarks/study_overhead.py
+
+clean:
+	rm -rf mlflow.db optuna.db mlartifacts mlruns ray_results .pytest_cache

@@ -1,0 +1,1 @@
+"""The CBAM ablation service."""

@@ -1,0 +1,134 @@
+"""The `ablation` command line: argument parsing only; each command calls the stage that owns it.
+
+Exit codes: 0 done, 1 a trial or run failed, 2 the user's input is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def default_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _add_tracking(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db; "
+        "for `run`, the study's tracking.uri comes before both)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ablation",
+        description="The CBAM ablation service: run ablation studies of attention modules.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check study files; exit 2 with FILE:LINE: key: message")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    _add_tracking(p)
+
+    p = sub.add_parser("run", help="run (or continue) a study")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--address", default=None, help="join a Ray cluster (auto, ray://HOST:10001)")
+    p.add_argument("--max-concurrent", type=int, default=None, help="trials at once")
+    p.add_argument("--optuna-storage", default=None, help="Optuna storage URL (e.g. postgresql://...)")
+    p.add_argument("--dry-run", action="store_true", help="print the trial table; start nothing")
+    _add_tracking(p)
+
+    p = sub.add_parser("submit", help="submit a study to a Ray cluster as a Ray job")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--address", required=True, help="Ray Jobs API address, http://HEAD:8265")
+    p.add_argument("--optuna-storage", default=None, help="Optuna storage URL for the job")
+    p.add_argument("--no-wait", action="store_true", help="return after submitting")
+    _add_tracking(p)
+
+    p = sub.add_parser("status", help="trials done / running / failed / left, best so far")
+    p.add_argument("study", nargs="?", default=None, metavar="STUDY")
+    _add_tracking(p)
+
+    p = sub.add_parser("report", help="the ablation summary of a study")
+    p.add_argument("study", metavar="STUDY")
+    p.add_argument(
+        "--format", default="md", choices=("md", "csv", "latex", "html", "json", "parquet")
+    )
+    p.add_argument("-o", "--output", default=None, metavar="FILE")
+    _add_tracking(p)
+
+    p = sub.add_parser("dashboard", help="a self-contained HTML dashboard of a study")
+    p.add_argument("study", metavar="STUDY")
+    p.add_argument("-o", "--output-dir", default=".", metavar="DIR")
+    _add_tracking(p)
+
+    p = sub.add_parser("profile", help="params, GFLOPs and latency of a backbone + attention")
+    p.add_argument("--backbone", required=True)
+    p.add_argument("--attention", default="cbam")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--in-channels", type=int, default=3)
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("knobs", nargs="*", metavar="k=v", help="CBAM knobs, e.g. reduction=8 order=parallel")
+
+    p = sub.add_parser("ui", help="the MLflow UI on the configured store")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--host", default="127.0.0.1")
+    _add_tracking(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command
+    if command == "validate":
+        from ablation.study.load import validate_files
+
+        return validate_files(args.files)
+    if command == "run":
+        from ablation.run.driver import run_command
+
+        return run_command(args)
+    if command == "submit":
+        from ablation.run.submit import submit_command
+
+        return submit_command(args)
+    if command == "status":
+        from ablation.run.status import status_command
+
+        return status_command(args)
+    if command == "report":
+        from ablation.report import report_command
+
+        return report_command(args)
+    if command == "dashboard":
+        from ablation.dashboard import dashboard_command
+
+        return dashboard_command(args)
+    if command == "profile":
+        from ablation.profile import profile_command
+
+        return profile_command(args)
+    if command == "ui":
+        return _ui(args)
+    raise AssertionError(command)
+
+
+def _ui(args: argparse.Namespace) -> int:
+    uri = args.tracking_uri or default_tracking_uri()
+    cmd = ["mlflow", "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
+    print(" ".join(cmd), flush=True)
+    os.execvp(cmd[0], cmd)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""MLflow tracking: the names every run uses, and the writer the driver uses."""

@@ -1,0 +1,45 @@
+"""The MLflow names the runner writes and the reporter reads: the single source of both."""
+
+ROLE = "ablation.role"
+ROLE_STUDY = "study"
+ROLE_TRIAL = "trial"
+
+# Parent run (one per study).
+STUDY_HASH = "ablation.study_hash"
+DESIGN = "ablation.design"
+BASELINE = "ablation.baseline"
+METRIC = "ablation.metric"
+METRIC_MODE = "ablation.metric_mode"
+GIT_COMMIT = "mlflow.source.git.commit"
+STUDY_ARTIFACT_DIR = "study"
+
+# Child run (one per trial).
+PARENT_RUN_ID = "mlflow.parentRunId"
+TRIAL_ID = "ablation.trial_id"
+VARIANT = "ablation.variant"
+SEED = "ablation.seed"
+STATUS = "ablation.status"
+ERROR = "ablation.error"
+REUSED_FROM = "ablation.reused_from"
+FACTOR_PREFIX = "factor."
+
+STATUS_FINISHED = "FINISHED"
+STATUS_STOPPED = "STOPPED"
+STATUS_FAILED = "FAILED"
+STATUS_RUNNING = "RUNNING"
+
+EPOCH_METRICS = (
+    "train_loss",
+    "val_loss",
+    "val_top1_error",
+    "val_top5_error",
+    "lr",
+    "epoch_seconds",
+    "images_per_second",
+)
+FINAL_METRICS = ("params", "gflops", "latency_ms", "train_seconds", "epochs_completed")
+
+
+def run_name(variant: str, seed: int) -> str:
+    """The deterministic name of a trial's child run."""
+    return f"{variant}/seed={seed}"
