@@ -1,0 +1,159 @@
+"""The trial table of `ablation run FILE --dry-run`: what a study would run, and at what cost.
+
+One row per trial (variant x seed) with its factor levels, trial id, parameters and GFLOPs.
+The cost is measured on the built model (ablation.profile.profile_model) at the study's image
+size, once per distinct model (seeds do not change it). Nothing is trained or started.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ablation.study.design import (
+    all_variants,
+    factor_names,
+    factor_space,
+    fractional_design,
+    level_label,
+)
+from ablation.study.schema import Study
+from ablation.study.trials import canonical_json, trials_for_variant
+
+# Classes and channels of each data set, for building the model (ablation.data gives the
+# same at run time; imagefolder counts its class folders).
+_DATA_SHAPES = {
+    "digits": (1, 10),
+    "cluttered-digits": (1, 10),
+    "cifar10": (3, 10),
+    "cifar100": (3, 100),
+    "fake": (3, 10),
+}
+
+
+def trial_table(study: Study, *, cost: bool = True) -> pd.DataFrame:
+    """One row per trial, in run order: variant, kind, `factor.<key>` (level labels), seed,
+    trial_id, overrides (JSON, named variants), params, gflops.
+
+    `df.attrs["notes"]` holds lines describing the design (trial count, baseline, a fraction's
+    aliasing, an Optuna search space); `format_trial_table` prints them under the table.
+    `cost=False` skips building models (params and gflops are then missing).
+    """
+    keys = list(study.factors)
+    rows: list[dict[str, Any]] = []
+    costs: dict[str, tuple[int, float]] = {}
+    per_variant = []
+    for variant in all_variants(study):
+        per_variant.append((variant, trials_for_variant(study, variant)))
+    for i in range(len(study.seeds)):
+        for variant, trials in per_variant:
+            trial = trials[i]
+            row: dict[str, Any] = {
+                "variant": variant.name,
+                "kind": _kind(variant, study.baseline),
+            }
+            for key in keys:
+                row[f"factor.{key}"] = (
+                    level_label(variant.levels[key]) if key in variant.levels else ""
+                )
+            row["seed"] = trial.seed
+            row["trial_id"] = trial.trial_id
+            row["overrides"] = "" if variant.kind == "design" else canonical_json(variant.overrides)
+            if cost:
+                row["params"], row["gflops"] = _cost(trial.config, costs)
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    df.attrs["notes"] = _notes(study, len(per_variant))
+    return df
+
+
+def _kind(variant: Any, baseline: str | None) -> str:
+    """`design`, `named`, prefixed `baseline` and suffixed `(base)` for the base config."""
+    kind = ("baseline " if variant.name == baseline else "") + variant.kind
+    return kind + " (base)" if variant.is_base and variant.kind == "design" else kind
+
+
+def _cost(config: dict[str, Any], cache: dict[str, tuple[int, float]]) -> tuple[int, float]:
+    model_cfg, data_cfg = config["model"], config["dataset"]
+    in_channels, num_classes = _data_shape(data_cfg)
+    size = data_cfg["image_size"]
+    key = canonical_json([model_cfg, in_channels, num_classes, size])
+    if key not in cache:
+        import torch
+
+        from ablation.models import build_model
+        from ablation.profile import profile_model
+
+        model = build_model(
+            model_cfg["backbone"],
+            model_cfg["attention"],
+            model_cfg["cbam"],
+            num_classes=num_classes,
+            in_channels=in_channels,
+        )
+        # Counting, not timing: one thread gives the same counts and avoids OpenMP's spinning,
+        # which makes a tiny forward pass take seconds on a busy machine.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            stats = profile_model(model, (1, in_channels, size, size), repeats=1)
+        finally:
+            torch.set_num_threads(threads)
+        cache[key] = (int(stats["params"]), float(stats["gflops"]))
+    return cache[key]
+
+
+def _data_shape(data_cfg: dict[str, Any]) -> tuple[int, int]:
+    """(in_channels, num_classes) of the data set, without loading it."""
+    name = data_cfg["name"]
+    if name in _DATA_SHAPES:
+        return _DATA_SHAPES[name]
+    root = Path(data_cfg["root"]).expanduser()
+    tree = root / "train" if (root / "train").is_dir() else root
+    classes = [p for p in tree.iterdir() if p.is_dir()] if tree.is_dir() else []
+    return 3, max(len(classes), 1)
+
+
+def _notes(study: Study, n_variants: int) -> list[str]:
+    seeds = len(study.seeds)
+    notes = [
+        f"study {study.study}: design {study.design}, {n_variants} variants x {seeds} seeds "
+        f"= {n_variants * seeds} trials; baseline {study.baseline}; "
+        f"metric {study.metric.name} ({study.metric.mode}, epoch "
+        f"{study.metric.epoch or study.train.epochs})"
+    ]
+    if study.design == "fractional":
+        notes.extend(fractional_design(study).describe().splitlines())
+    if study.design == "optuna":
+        space = factor_space(study)
+        size = 1
+        for levels in space.values():
+            size *= len(levels)
+        notes.append(
+            f"optuna ({study.search.sampler}) proposes up to {study.search.n_trials} variants "
+            f"from {size} level combinations, each x {seeds} seeds; the rows above are the "
+            "baseline and the named variants"
+        )
+        short = factor_names(list(space))
+        for key, levels in space.items():
+            notes.append(f"  {short[key]}: {', '.join(level_label(v) for v in levels)}")
+    return notes
+
+
+def format_trial_table(df: pd.DataFrame) -> str:
+    """The trial table as aligned text (factor columns by short name), then the notes."""
+    shown = df.copy()
+    factor_cols = [c for c in shown.columns if c.startswith("factor.")]
+    short = factor_names([c.removeprefix("factor.") for c in factor_cols])
+    shown = shown.rename(columns={f"factor.{k}": v for k, v in short.items()})
+    if "overrides" in shown and not shown["overrides"].astype(bool).any():
+        shown = shown.drop(columns="overrides")
+    if "params" in shown:
+        shown["params"] = shown["params"].map(lambda n: f"{n / 1e6:.3f}M")
+    if "gflops" in shown:
+        shown["gflops"] = shown["gflops"].map(lambda g: f"{g:.4f}")
+    text = shown.to_string(index=False) if len(shown) else "(no trials)"
+    notes = df.attrs.get("notes", [])
+    return "\n".join([text, "", *notes]) if notes else text

@@ -1,0 +1,418 @@
+"""The study file as typed models: every section of the contract (../shared/DESIGN.md).
+
+Every model forbids unknown keys and is strict (no silent "7" -> 7 coercion), so a typo or a
+value of the wrong type is an error at parse time, never a surprise inside a trial.
+`docs/study-file.md` is the reference of every key; keep the two in step.
+
+The four sections a trial depends on (dataset, model, train, metric) form a `TrialConfig`;
+factor and variant keys are dotted paths into it, checked with `path_problem` and applied with
+`apply_overrides`. Cross-section rules (metric.epoch <= train.epochs, ...) live in
+`config_problems` so they hold for the base configuration and for every variant alike.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+# Kept in step with ablation.models.BACKBONES (tests/study/test_schema.py checks), so that
+# validating a file does not import torch.
+BACKBONES: tuple[str, ...] = (
+    "resnet20",
+    "resnet32",
+    "resnet56",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x4d",
+    "wide_resnet50_2",
+    "mobilenet_v2",
+)
+DATASETS = ("digits", "cluttered-digits", "cifar10", "cifar100", "imagefolder", "fake")
+DATASETS_WITH_ROOT = ("cifar10", "cifar100", "imagefolder")
+# As ablation.data.DEFAULT_IMAGE_SIZE (tests check); any other data set: 32.
+DEFAULT_IMAGE_SIZE = {"cluttered-digits": 40, "imagefolder": 224}
+# The per-epoch metrics a trial reports, and the final ones (ablation/track/names.py).
+EPOCH_METRICS = ("val_top1_error", "val_top5_error", "val_loss", "train_loss")
+FINAL_METRICS = ("params", "gflops", "latency_ms")
+METRICS = (*EPOCH_METRICS, *FINAL_METRICS)
+# The sections of a resolved trial configuration, and those factors/variants may change
+# (the metric stays fixed so that variants are compared on the same thing).
+CONFIG_SECTIONS = ("dataset", "model", "train", "metric")
+VARIABLE_SECTIONS = ("dataset", "model", "train")
+
+# CBAM's knob values, as ablation.attention.cbam accepts them (tests check the two agree).
+ChannelPool = Literal["avg", "max", "lp", "lse"]
+SpatialPool = Literal["avg", "max"]
+Gate = Literal["channel", "spatial"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    if not values:
+        raise ValueError("must be a non-empty list")
+    seen: list[Any] = []
+    for v in values:
+        if v in seen:
+            raise ValueError(f"has {v!r} twice; list each value once")
+        seen.append(v)
+    return values
+
+
+class ClutterConfig(_Model):
+    """The cluttered-digits generator's knobs (ablation/data/cluttered.py)."""
+
+    fragments: Annotated[int, Field(ge=0)] = 4
+    fragment_size: Annotated[int, Field(ge=1, le=8)] = 4
+    digit_size: Annotated[
+        list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=2, max_length=2)
+    ] = [
+        0.35,
+        0.5,
+    ]
+
+    @field_validator("digit_size")
+    @classmethod
+    def _ordered(cls, v: list[float]) -> list[float]:
+        if v[0] > v[1]:
+            raise ValueError(f"must be [low, high] with low <= high; got {v}")
+        return v
+
+
+class DatasetConfig(_Model):
+    name: Literal["digits", "cluttered-digits", "cifar10", "cifar100", "imagefolder", "fake"]
+    root: str | None = None
+    image_size: Annotated[int, Field(ge=8)] | None = None  # None: DEFAULT_IMAGE_SIZE[name]
+    train_samples: Annotated[int, Field(ge=1)] | None = None
+    val_samples: Annotated[int, Field(ge=1)] | None = None
+    split_seed: Annotated[int, Field(ge=0)] = 0
+    num_workers: Annotated[int, Field(ge=0)] = 0
+    clutter: ClutterConfig | None = None
+
+
+class CBAMConfig(_Model):
+    """CBAM's knobs; the defaults are the paper's (ablation.attention.CBAM)."""
+
+    channel_pool: list[ChannelPool] = ["avg", "max"]
+    spatial_pool: list[SpatialPool] = ["avg", "max"]
+    kernel_size: Annotated[int, Field(ge=1)] = 7
+    reduction: Annotated[int, Field(ge=1)] = 16
+    order: Literal["channel-first", "spatial-first", "parallel"] = "channel-first"
+    gates: list[Gate] = ["channel", "spatial"]
+    spatial_norm: bool = False
+
+    @field_validator("channel_pool", "spatial_pool", "gates")
+    @classmethod
+    def _subset(cls, v: list[str]) -> list[str]:
+        return _distinct(v)
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd(cls, v: int) -> int:
+        if v % 2 == 0:
+            raise ValueError(
+                f"must be odd (3, 5, 7, ...) so the spatial map keeps its size; got {v}"
+            )
+        return v
+
+
+class ModelConfig(_Model):
+    backbone: str
+    attention: Literal["none", "se", "cbam"] = "cbam"
+    cbam: CBAMConfig = CBAMConfig()
+
+    @field_validator("backbone")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in BACKBONES:
+            raise ValueError(
+                f"unknown backbone {v!r}{_suggest(v, BACKBONES)}; known: {', '.join(BACKBONES)}"
+            )
+        return v
+
+
+class OptimizerConfig(_Model):
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: Annotated[float, Field(gt=0)] = 0.1
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    nesterov: bool = False
+    weight_decay: Annotated[float, Field(ge=0)] = 5.0e-4
+    betas: Annotated[
+        list[Annotated[float, Field(ge=0, lt=1)]], Field(min_length=2, max_length=2)
+    ] = [
+        0.9,
+        0.999,
+    ]
+
+
+class TrainConfig(_Model):
+    epochs: Annotated[int, Field(ge=1)] = 10
+    batch_size: Annotated[int, Field(ge=1)] = 128
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: Literal["cosine", "step", "constant"] = "cosine"
+    milestones: list[Annotated[int, Field(ge=1)]] | None = None
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
+    warmup_epochs: Annotated[int, Field(ge=0)] = 0
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    amp: bool = False
+    channels_last: bool = False
+    deterministic: bool = True
+
+
+class MetricConfig(_Model):
+    name: Literal[
+        "val_top1_error",
+        "val_top5_error",
+        "val_loss",
+        "train_loss",
+        "params",
+        "gflops",
+        "latency_ms",
+    ] = "val_top1_error"
+    mode: Literal["min", "max"] = "min"
+    epoch: Annotated[int, Field(ge=1)] | None = None
+
+
+class TrialConfig(_Model):
+    """The resolved configuration of one trial: what `train_trial` receives."""
+
+    dataset: DatasetConfig
+    model: ModelConfig
+    train: TrainConfig = TrainConfig()
+    metric: MetricConfig = MetricConfig()
+
+
+class Objective(_Model):
+    metric: Literal[
+        "val_top1_error",
+        "val_top5_error",
+        "val_loss",
+        "train_loss",
+        "params",
+        "gflops",
+        "latency_ms",
+    ]
+    mode: Literal["min", "max"] = "min"
+
+
+class SearchConfig(_Model):
+    sampler: Literal["tpe", "random", "nsga2", "grid"] = "tpe"
+    n_trials: Annotated[int, Field(ge=1)] | None = None
+    objectives: Annotated[list[Objective], Field(min_length=1)] | None = None
+    storage: str | None = None
+    seed: int = 0
+
+
+class EarlyStoppingConfig(_Model):
+    scheduler: Literal["asha"] = "asha"
+    grace_epochs: Annotated[int, Field(ge=1)] = 1
+    reduction_factor: Annotated[float, Field(gt=1)] = 3.0
+
+
+class ResourcesConfig(_Model):
+    cpus_per_trial: Annotated[float, Field(gt=0)] = 1.0
+    gpus_per_trial: Annotated[float, Field(ge=0)] = 0.0
+    max_concurrent: Annotated[int, Field(ge=1)] | None = None
+    max_retries: Annotated[int, Field(ge=0)] = 1
+
+
+class TrackingConfig(_Model):
+    uri: str | None = None
+
+
+class FractionalConfig(_Model):
+    """Options of `design: fractional` (pyDOE3 generators: letters a, b, ... per factor)."""
+
+    resolution: Annotated[int, Field(ge=4)] | None = None
+    generators: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> FractionalConfig:
+        if self.resolution is not None and self.generators is not None:
+            raise ValueError("give fractional.resolution or fractional.generators, not both")
+        return self
+
+
+class Study(_Model):
+    """A whole study file, checked. Returned by `ablation.study.load_study`.
+
+    `baseline` is always set on a loaded study (when the file omits it, the variant equal to
+    the base configuration). `path` is the file it came from.
+    """
+
+    study: Annotated[
+        str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    ]
+    description: str = ""
+    dataset: DatasetConfig
+    model: ModelConfig
+    train: TrainConfig = TrainConfig()
+    metric: MetricConfig = MetricConfig()
+    design: Literal["full-factorial", "one-at-a-time", "fractional", "optuna"] = "full-factorial"
+    factors: dict[str, list[Any]] = {}
+    variants: list[dict[str, Any]] = []
+    baseline: str | None = None
+    seeds: list[Annotated[int, Field(ge=0)]] = [0]
+    search: SearchConfig = SearchConfig()
+    fractional: FractionalConfig | None = None
+    early_stopping: EarlyStoppingConfig | None = None
+    resources: ResourcesConfig = ResourcesConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    _path: str | None = PrivateAttr(default=None)
+
+    @property
+    def path(self) -> str | None:
+        """The file the study was loaded from (None when built in code)."""
+        return self._path
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        return _distinct(v)
+
+    def base_config(self) -> dict[str, Any]:
+        """The base sections (dataset/model/train/metric) as plain data, before the defaults
+        that depend on the data set (`fill_defaults`): overrides are applied to this."""
+        return {s: getattr(self, s).model_dump(mode="json") for s in CONFIG_SECTIONS}
+
+    @property
+    def objectives(self) -> list[Objective]:
+        """What the Optuna sampler optimises: search.objectives, else the study's metric."""
+        return self.search.objectives or [Objective(metric=self.metric.name, mode=self.metric.mode)]
+
+
+# -- dotted paths --------------------------------------------------------------------------
+
+
+def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def path_problem(path: str) -> str | None:
+    """Why a dotted factor/variant key is not a path into the configuration, or None if it is.
+
+    The path must name a key of the dataset, model or train section (a leaf like
+    `model.cbam.kernel_size` or a whole sub-section like `train.optimizer`).
+    """
+    parts = path.split(".")
+    if len(parts) < 2 or not all(parts):
+        return (
+            f"{path!r} is not a dotted key into a section (e.g. model.cbam.kernel_size); "
+            f"sections: {', '.join(VARIABLE_SECTIONS)}"
+        )
+    if parts[0] not in VARIABLE_SECTIONS:
+        if parts[0] == "metric":
+            return "the metric is the same for every variant; factors and variants cannot change it"
+        hint = _suggest(parts[0], VARIABLE_SECTIONS)
+        return f"unknown section {parts[0]!r}{hint}; sections: {', '.join(VARIABLE_SECTIONS)}"
+    model: type[BaseModel] | None = TrialConfig
+    for depth, part in enumerate(parts):
+        if model is None:
+            return f"{'.'.join(parts[:depth])} is a value, not a section; it has no key {part!r}"
+        fields = model.model_fields
+        if part not in fields:
+            where = ".".join(parts[:depth])
+            hint = _suggest(part, list(fields))
+            return f"unknown key {part!r} in {where}{hint}; known: {', '.join(fields)}"
+        model = _submodel(fields[part].annotation)
+    return None
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The model class behind a field's annotation (`X` or `X | None`), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `config` (nested plain data) with each dotted key of `overrides` set.
+
+    A whole sub-section given as a mapping replaces that sub-section (its missing keys then
+    take their defaults when the result is validated).
+    """
+    out = copy.deepcopy(config)
+    for path, value in overrides.items():
+        *parents, leaf = path.split(".")
+        node = out
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[leaf] = copy.deepcopy(value)
+    return out
+
+
+def get_path(config: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path of nested plain data."""
+    node: Any = config
+    for part in path.split("."):
+        node = node[part]
+    return node
+
+
+def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """Fill the defaults that depend on the data set's name (image size, generator knobs), so
+    the resolved config states them: visible in every run and part of every trial id."""
+    data = config["dataset"]
+    if data.get("image_size") is None:
+        data["image_size"] = DEFAULT_IMAGE_SIZE.get(data["name"], 32)
+    if data["name"] == "cluttered-digits" and data.get("clutter") is None:
+        data["clutter"] = ClutterConfig().model_dump(mode="json")
+    return config
+
+
+def config_problems(config: TrialConfig | Study) -> list[tuple[tuple[str, ...], str]]:
+    """Rules across keys, as (key path, message) pairs; empty when the config is sound.
+
+    They live here rather than in model validators so each problem names its own key.
+    """
+    problems = []
+    data, train = config.dataset, config.train
+    if data.name in DATASETS_WITH_ROOT and not data.root:
+        problems.append(
+            (
+                ("dataset", "root"),
+                f"dataset {data.name} needs dataset.root, the directory holding the data "
+                "(nothing is downloaded at run time)",
+            )
+        )
+    if data.clutter is not None and data.name != "cluttered-digits":
+        problems.append((("dataset", "clutter"), "applies only to dataset name cluttered-digits"))
+    if train.schedule == "step":
+        ms = train.milestones or []  # none: the trainer's default, epochs/2 and 3/4 epochs
+        if ms and any(b <= a for a, b in zip(ms, ms[1:], strict=False)):
+            problems.append((("train", "milestones"), f"must increase strictly; got {ms}"))
+        elif ms and ms[-1] > train.epochs:
+            problems.append(
+                (("train", "milestones"), f"{ms[-1]} is past train.epochs = {train.epochs}")
+            )
+    elif train.milestones is not None:
+        problems.append((("train", "milestones"), "applies only to schedule: step"))
+    if train.warmup_epochs >= train.epochs:
+        problems.append(
+            (
+                ("train", "warmup_epochs"),
+                f"{train.warmup_epochs} warm-up epochs leave none of train.epochs = {train.epochs}",
+            )
+        )
+    epoch = config.metric.epoch
+    if epoch is not None and epoch > config.train.epochs:
+        problems.append(
+            (("metric", "epoch"), f"epoch {epoch} is past train.epochs = {config.train.epochs}")
+        )
+    return problems

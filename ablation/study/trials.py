@@ -1,0 +1,144 @@
+"""Variants, trials and trial ids.
+
+A variant is one configuration (the base sections with some dotted keys overridden); a trial is
+(variant, seed). A trial's id is a hash of everything that determines its result, so the same
+trial is never run twice and any result-relevant change gives a new id:
+
+    sha256(canonical JSON of {config, seed, data, code})[:16]
+
+- config: the resolved sections dataset/model/train/metric (plain data);
+- seed: the trial seed;
+- data: the data identity (name, root, image size, sample counts, split seed, generator knobs);
+- code: `code_version()`, a hash of the source files that shape results plus the package version.
+
+The study's name and description are not in it: the same trial in another study is the same
+trial. Canonical JSON (sorted keys, fixed separators) and sha256 make ids equal across
+processes and machines (no `hash()`, no dict order).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ablation.study.schema import CONFIG_SECTIONS, TrialConfig, apply_overrides, fill_defaults
+
+if TYPE_CHECKING:
+    from ablation.study.schema import Study
+
+# Source files whose content decides a trial's result (relative to the package directory).
+RESULT_SOURCES = ("attention/*.py", "models/*.py", "data/*.py", "train.py")
+ID_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One configuration of a study.
+
+    `levels`: factor levels (dotted key -> level) of a design variant; empty for named variants.
+    `overrides`: every dotted key the variant sets (for a design variant, its levels).
+    `kind`: "design" or "named". `is_base`: the variant equals the base configuration (the
+    default of every factor), which makes it the natural reference of a design.
+    """
+
+    name: str
+    levels: dict[str, Any]
+    overrides: dict[str, Any]
+    kind: str = "design"
+    is_base: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial: a variant run with one seed. `config` is what `train_trial` receives."""
+
+    trial_id: str
+    study: str
+    variant: str
+    seed: int
+    levels: dict[str, Any]
+    config: dict[str, Any] = field(repr=False)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal data, equal text, in any process."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+@functools.cache
+def code_version() -> str:
+    """Hash of the result-shaping source files (RESULT_SOURCES) and the package version.
+
+    Computed once per process. Training code changes -> new trial ids, so a stale result is
+    never reused for changed code.
+    """
+    return source_hash(Path(__file__).resolve().parent.parent, _package_version())
+
+
+def source_hash(root: Path, version: str) -> str:
+    """Hash of `version` and the RESULT_SOURCES files under the package directory `root`."""
+    digest = hashlib.sha256(version.encode() + b"\0")
+    for pattern in RESULT_SOURCES:
+        for path in sorted(root.glob(pattern)):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:ID_LENGTH]
+
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ablation")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0+unknown"
+
+
+def data_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What fixes the data a trial sees (name, root, size, sample counts, split, generator)."""
+    data = config["dataset"]
+    keys = ("name", "root", "image_size", "train_samples", "val_samples", "split_seed", "clutter")
+    return {k: data.get(k) for k in keys}
+
+
+def trial_id(config: dict[str, Any], seed: int) -> str:
+    """The deterministic id of running `config` (resolved sections) with `seed`."""
+    payload = {
+        "config": config,
+        "seed": seed,
+        "data": data_identity(config),
+        "code": code_version(),
+    }
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:ID_LENGTH]
+
+
+def resolve_config(study: Study, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The base sections with `overrides` applied, validated, as plain JSON-able data.
+
+    Raises pydantic.ValidationError if the result is invalid (a loaded study's variants never
+    are: `load_study` checked each one).
+    """
+    raw = apply_overrides(study.base_config(), overrides)
+    checked = TrialConfig.model_validate(raw)
+    return fill_defaults({s: getattr(checked, s).model_dump(mode="json") for s in CONFIG_SECTIONS})
+
+
+def trials_for_variant(study: Study, variant: Variant) -> list[TrialSpec]:
+    """The variant's trials, one per seed of the study, in the order of `study.seeds`."""
+    config = resolve_config(study, variant.overrides)
+    return [
+        TrialSpec(
+            trial_id=trial_id(config, seed),
+            study=study.study,
+            variant=variant.name,
+            seed=seed,
+            levels=dict(variant.levels),
+            config=config,
+        )
+        for seed in study.seeds
+    ]
