@@ -41,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--address", default=None, help="join a Ray cluster (auto, ray://HOST:10001)")
     p.add_argument("--max-concurrent", type=int, default=None, help="trials at once")
-    p.add_argument("--optuna-storage", default=None, help="Optuna storage URL (e.g. postgresql://...)")
+    p.add_argument(
+        "--optuna-storage", default=None, help="Optuna storage URL (e.g. postgresql://...)"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the trial table; start nothing")
     _add_tracking(p)
 
@@ -77,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-channels", type=int, default=3)
     p.add_argument("--num-classes", type=int, default=1000)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("knobs", nargs="*", metavar="k=v", help="CBAM knobs, e.g. reduction=8 order=parallel")
+    p.add_argument("--repeats", type=int, default=10, help="timed forward passes (median)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present)")
+    p.add_argument(
+        "knobs", nargs="*", metavar="k=v", help="CBAM knobs, e.g. reduction=8 order=parallel"
+    )
 
     p = sub.add_parser("ui", help="the MLflow UI on the configured store")
     p.add_argument("--port", type=int, default=5000)
@@ -124,7 +130,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _ui(args: argparse.Namespace) -> int:
     uri = args.tracking_uri or default_tracking_uri()
-    cmd = ["mlflow", "ui", "--backend-store-uri", uri, "--host", args.host, "--port", str(args.port)]
+    cmd = [
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
     print(" ".join(cmd), flush=True)
     os.execvp(cmd[0], cmd)
     return 0  # not reached

@@ -1,0 +1,175 @@
+"""Cost of a model: parameters, GFLOPs and inference latency (`ablation profile`, trials, dry runs).
+
+Counting rule: FLOPs are counted by torch.utils.flop_counter.FlopCounterMode, which counts
+matrix products and convolutions (2 FLOPs per multiply-add) and nothing else (no pooling,
+activations, elementwise products or normalisation). We halve its count, so one multiply-add
+= 1 FLOP, the convention of the CBAM paper's table, and report per image. The paper used its
+own counter, so our numbers are ours, not the paper's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+FLOPS_RULE = (
+    "one multiply-add = 1 FLOP, per image; convolutions and matrix products only "
+    "(torch.utils.flop_counter.FlopCounterMode count / 2)"
+)
+WARMUP = 3
+
+
+def profile_model(
+    model: nn.Module, input_shape: tuple[int, ...], *, repeats: int = 10
+) -> dict[str, Any]:
+    """Params (int), GFLOPs per image (float), median latency (ms) of a batch of `input_shape`.
+
+    The model runs in eval mode under torch.inference_mode on the device of its parameters;
+    its training mode is restored afterwards. Latency is the median of `repeats` timed forward
+    passes after WARMUP untimed ones, for the whole batch as given.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1; got {repeats}")
+    params = sum(p.numel() for p in model.parameters())
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    x = torch.randn(input_shape, device=device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            counter = FlopCounterMode(display=False)
+            with counter:
+                model(x)
+            gflops = counter.get_total_flops() / 2 / input_shape[0] / 1e9
+            for _ in range(WARMUP):
+                model(x)
+            times = []
+            for _ in range(repeats):
+                _synchronize(device)
+                start = time.perf_counter()
+                model(x)
+                _synchronize(device)
+                times.append(time.perf_counter() - start)
+    finally:
+        model.train(was_training)
+    return {"params": params, "gflops": gflops, "latency_ms": statistics.median(times) * 1e3}
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _as_list(value: str) -> list[str]:
+    # channel_pool=avg,max or channel_pool=[avg,max]
+    return [item.strip() for item in value.strip().strip("[]").split(",") if item.strip()]
+
+
+def _as_int(value: str) -> int:
+    return int(value)
+
+
+def _as_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    raise ValueError
+
+
+_KNOB_TYPES = {
+    "reduction": (_as_int, "an integer"),
+    "channel_pool": (_as_list, "a comma-separated list"),
+    "spatial_pool": (_as_list, "a comma-separated list"),
+    "kernel_size": (_as_int, "an integer"),
+    "order": (str, "a string"),
+    "gates": (_as_list, "a comma-separated list"),
+    "spatial_norm": (_as_bool, "true or false"),
+}
+
+
+def parse_knobs(pairs: list[str]) -> dict[str, Any]:
+    """CBAM knobs from `k=v` words; raises ValueError naming the bad word."""
+    knobs: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ValueError(f"expected k=v, got {pair!r}")
+        if key not in _KNOB_TYPES:
+            raise ValueError(f"unknown CBAM knob {key!r}; allowed: {', '.join(_KNOB_TYPES)}")
+        if key in knobs:
+            raise ValueError(f"CBAM knob {key!r} given twice")
+        convert, kind = _KNOB_TYPES[key]
+        try:
+            knobs[key] = convert(value)
+        except ValueError:
+            raise ValueError(f"{key} must be {kind}; got {value!r}") from None
+    return knobs
+
+
+def profile_command(args: argparse.Namespace) -> int:
+    """`ablation profile`: build the model, profile it, print a table or one JSON object."""
+    from ablation.attention import normalize_cbam_knobs
+    from ablation.models import build_model
+
+    try:
+        knobs = parse_knobs(args.knobs)
+        if knobs and args.attention != "cbam":
+            raise ValueError(f"k=v knobs set CBAM knobs; --attention is {args.attention!r}")
+        for flag in ("image_size", "batch_size", "repeats"):
+            if getattr(args, flag) < 1:
+                raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
+        cbam = normalize_cbam_knobs(knobs) if args.attention == "cbam" else None
+        model = build_model(
+            args.backbone,
+            args.attention,
+            cbam,
+            num_classes=args.num_classes,
+            in_channels=args.in_channels,
+        )
+        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model = model.to(device)
+    except (ValueError, RuntimeError) as error:
+        print(f"ablation profile: error: {error}", file=sys.stderr)
+        return 2
+    shape = (args.batch_size, args.in_channels, args.image_size, args.image_size)
+    result = profile_model(model, shape, repeats=args.repeats)
+    record = {
+        "backbone": args.backbone,
+        "attention": args.attention,
+        "cbam": {k: list(v) if isinstance(v, tuple) else v for k, v in cbam.items()}
+        if cbam
+        else None,
+        "input_shape": list(shape),
+        "device": str(device),
+        **result,
+        "flops_rule": FLOPS_RULE,
+        "latency_rule": f"median of {args.repeats} forward passes after {WARMUP} warm-up, "
+        f"whole batch, torch.inference_mode"
+        + (f", {torch.get_num_threads()} CPU threads" if device.type == "cpu" else ""),
+    }
+    if args.json:
+        print(json.dumps(record))
+        return 0
+    knob_text = " ".join(
+        f"{k}={','.join(v) if isinstance(v, list) else v}"
+        for k, v in (record["cbam"] or {}).items()
+    )
+    print(
+        f"model      {args.backbone} + {args.attention}" + (f" ({knob_text})" if knob_text else "")
+    )
+    print(f"input      {'x'.join(map(str, shape))} on {device}")
+    print(f"params     {result['params']:,} ({result['params'] / 1e6:.2f}M)")
+    print(f"GFLOPs     {result['gflops']:.3f}  [{FLOPS_RULE}]")
+    print(f"latency    {result['latency_ms']:.2f} ms  [{record['latency_rule']}]")
+    return 0
