@@ -21,11 +21,15 @@ $(BIN)/.installed-dev: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/ablation run experiments/quickstart.yaml
 
-# Headless Chromium (Debian's package) for the dashboard tests; installed once, as root.
+# Debian packages the tests use: headless Chromium for the dashboard, pdflatex for the LaTeX
+# export. Installed once, as root; without root the tests that need them say so and skip.
+SYSTEM_PACKAGES := chromium texlive-latex-recommended
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	  else echo "install Debian's chromium package for the dashboard tests"; fi; }
+	@command -v chromium >/dev/null 2>&1 && command -v pdflatex >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	  else echo "install Debian's $(SYSTEM_PACKAGES) for the browser and LaTeX tests"; fi; }
 
 test: $(BIN)/.installed-dev system-deps
 	$(BIN)/ruff check ablation tests benchmarks

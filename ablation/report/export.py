@@ -1,0 +1,301 @@
+"""The summary written as md, csv, latex, html, json or parquet.
+
+What each format holds:
+- ``md``, ``html``: the whole report (the paper-style table, the comparisons with verdicts, the
+  per-variant table, factor effects, interactions, Optuna importance, unfinished trials, notes);
+  the HTML is one standalone page (inline CSS, no scripts, no network).
+- ``latex``: a fragment of ``table`` environments using booktabs (the paper-style table, the
+  comparisons, the main effects); ``\\input`` it from an ``article`` with
+  ``\\usepackage{booktabs}``.
+- ``csv``, ``parquet``: one table, one row per variant, raw numbers
+  (`ablation.report.tables.variants_numeric`).
+- ``json``: one object, numbers raw (NaN as null)::
+
+    {"format": "ablation-report/1", "study", "metric", "mode", "baseline", "epoch", "alpha",
+     "factors": [...], "notes": [...], "verdicts": [...lines...],
+     "paper_table": [{"Description", "Params", "GFLOPs", "Top-1 err", "Top-5 err"}...],
+     "variants": [...], "comparisons": [...], "marginal_means": [...], "main_effects": [...],
+     "interactions": [...], "interaction_cells": [...], "importance": [...], "trials": [...]}
+
+  each list holding the records of the `Summary` frame of the same name (``trials`` is
+  `Summary.values`: one row per trial at the analysed epoch, with status and error).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ablation.report import tables
+from ablation.report.stats import Summary
+
+FORMATS = ("md", "csv", "latex", "html", "json", "parquet")
+EXTENSIONS = {
+    "md": "md",
+    "csv": "csv",
+    "latex": "tex",
+    "html": "html",
+    "json": "json",
+    "parquet": "parquet",
+}
+
+
+def render(summary: Summary, fmt: str) -> str | bytes:
+    """The report in one format: text, or bytes for parquet."""
+    if fmt == "md":
+        return to_markdown(summary)
+    if fmt == "csv":
+        return tables.variants_numeric(summary).to_csv(index=False)
+    if fmt == "latex":
+        return to_latex(summary)
+    if fmt == "html":
+        return to_html(summary)
+    if fmt == "json":
+        return json.dumps(to_json_data(summary), indent=2, allow_nan=False) + "\n"
+    if fmt == "parquet":
+        buf = io.BytesIO()
+        tables.variants_numeric(summary).to_parquet(buf, index=False)
+        return buf.getvalue()
+    raise ValueError(f"unknown report format {fmt!r}; one of {', '.join(FORMATS)}")
+
+
+def write(summary: Summary, fmt: str, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = render(summary, fmt)
+    if isinstance(data, bytes):
+        path.write_bytes(data)
+    else:
+        path.write_text(data, encoding="utf-8")
+    return path
+
+
+def write_all(summary: Summary, directory: str | Path, stem: str = "report") -> list[Path]:
+    """Every format into ``directory`` as ``<stem>.<ext>``."""
+    return [write(summary, f, Path(directory) / f"{stem}.{EXTENSIONS[f]}") for f in FORMATS]
+
+
+# --- Markdown ---------------------------------------------------------------------------------
+
+
+def to_markdown(summary: Summary) -> str:
+    direction = "min" if summary.mode == "min" else "max"
+    out = [
+        f"# Ablation summary: {summary.study}",
+        "",
+        f"Metric: `{summary.metric}` ({direction}), baseline: `{summary.baseline}`.",
+        "",
+    ]
+    for section in tables.sections(summary):
+        out += [f"## {section.title}", "", tables.to_markdown(section.table), ""]
+        if section.caption:
+            out += [f"_{section.caption}_", ""]
+    lines = tables.verdict_lines(summary)
+    if lines:
+        out += ["## Verdicts", ""] + [f"- {line}" for line in lines] + [""]
+    if summary.notes:
+        out += ["## Notes", ""] + [f"- {n}" for n in summary.notes] + [""]
+    return "\n".join(out)
+
+
+def paper_markdown(summary: Summary) -> str:
+    """Just the paper-style table and the verdicts: what `ablation run` prints at the end."""
+    lines = [tables.to_markdown(tables.paper_table(summary)), "", tables.paper_caption(summary)]
+    verdicts = tables.verdict_lines(summary)
+    return "\n".join(lines + ([""] + verdicts if verdicts else []))
+
+
+# --- LaTeX ------------------------------------------------------------------------------------
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+}
+_LATEX_UNICODE = {
+    tables.PM: r"$\pm$",
+    "Δ": r"$\Delta$",
+    "×": r"$\times$",
+    "–": "--",
+    "−": "-",
+    "α": r"$\alpha$",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape text for LaTeX body text (and map the few non-ASCII signs the tables use)."""
+    escaped = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    for sign, tex in _LATEX_UNICODE.items():
+        escaped = escaped.replace(sign, tex)
+    # Anything else non-ASCII would need inputenc/fontenc luck: spell it out instead.
+    return re.sub(r"[^\x00-\x7f]", "?", escaped)
+
+
+def latex_table(table: pd.DataFrame, caption: str, label: str) -> str:
+    align = "l" + "r" * (len(table.columns) - 1)
+    head = " & ".join(latex_escape(c) for c in table.columns) + r" \\"
+    body = [" & ".join(latex_escape(x) for x in row) + r" \\" for row in table.to_numpy()]
+    return "\n".join(
+        [
+            r"\begin{table}[ht]",
+            r"\centering",
+            r"\small",
+            rf"\caption{{{latex_escape(caption)}}}",
+            rf"\label{{{label}}}",
+            rf"\begin{{tabular}}{{{align}}}",
+            r"\toprule",
+            head,
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}",
+            r"\end{table}",
+        ]
+    )
+
+
+def to_latex(summary: Summary) -> str:
+    """booktabs tables; the label prefix is the study name made label-safe."""
+    prefix = "tab:" + re.sub(r"[^A-Za-z0-9]+", "-", summary.study or "study").strip("-")
+    parts = [
+        f"% Ablation summary of {latex_escape(summary.study)}: needs \\usepackage{{booktabs}}",
+        latex_table(
+            tables.paper_table(summary),
+            f"{summary.study}: {tables.paper_caption(summary)}",
+            f"{prefix}-summary",
+        ),
+    ]
+    for section in tables.sections(summary):
+        if section.key in ("comparisons", "main_effects", "interactions"):
+            caption = f"{section.title}. {section.caption}"
+            parts.append(latex_table(section.table, caption, f"{prefix}-{section.key}"))
+    return "\n\n".join(parts) + "\n"
+
+
+# --- HTML -------------------------------------------------------------------------------------
+
+REPORT_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;
+max-width:1200px;margin:1.5em auto;padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0;font-variant-numeric:tabular-nums}
+th,td{padding:.3em .7em;text-align:right;border-bottom:1px solid #eee}
+th{border-bottom:2px solid #444;background:#fafafa}
+th:first-child,td:first-child{text-align:left}
+caption{caption-side:bottom;text-align:left;color:#555;font-size:.9em;padding-top:.3em}
+td.verdict{text-align:left}.verdict-better{color:#0072B2;font-weight:600}.verdict-worse{color:#D55E00;font-weight:600}
+"""
+
+
+def html_table(table: pd.DataFrame, caption: str = "") -> str:
+    """A plain HTML table; verdict cells get a class so the dashboard can colour them."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    rows = []
+    for row in table.to_numpy():
+        cells = []
+        for col, x in zip(table.columns, row, strict=True):
+            cls = ""
+            if col == "Verdict":
+                cls = (
+                    f' class="verdict verdict-{x}"'
+                    if x in ("better", "worse")
+                    else ' class="verdict"'
+                )
+            cells.append(f"<td{cls}>{html.escape(str(x))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def to_html(summary: Summary) -> str:
+    title = f"Ablation summary: {summary.study}"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title><style>{REPORT_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>Metric <code>{html.escape(summary.metric)}</code> ({summary.mode}), "
+        f"baseline <code>{html.escape(str(summary.baseline))}</code>.</p>",
+    ]
+    for section in tables.sections(summary):
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        parts.append(html_table(section.table, section.caption))
+    lines = tables.verdict_lines(summary)
+    if lines:
+        parts.append("<h2>Verdicts</h2><ul>")
+        parts += [f"<li>{html.escape(line)}</li>" for line in lines]
+        parts.append("</ul>")
+    if summary.notes:
+        parts.append("<h2>Notes</h2><ul>")
+        parts += [f"<li>{html.escape(n)}</li>" for n in summary.notes]
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+# --- JSON -------------------------------------------------------------------------------------
+
+
+def _plain(x: object) -> object:
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if x is pd.NA or x is pd.NaT:
+        return None
+    return x
+
+
+def _records(frame: pd.DataFrame | None) -> list[dict]:
+    if frame is None or frame.empty:
+        return []
+    frame = frame.astype(object).where(frame.notna(), None)
+    return [_plain(r) for r in frame.to_dict("records")]
+
+
+def to_json_data(summary: Summary) -> dict:
+    return _plain(
+        {
+            "format": "ablation-report/1",
+            "study": summary.study,
+            "metric": summary.metric,
+            "mode": summary.mode,
+            "baseline": summary.baseline,
+            "epoch": summary.epoch,
+            "alpha": summary.alpha,
+            "factors": list(summary.factors),
+            "notes": list(summary.notes),
+            "verdicts": tables.verdict_lines(summary),
+            "paper_table": _records(tables.paper_table(summary)),
+            "variants": _records(summary.variants),
+            "comparisons": _records(summary.comparisons),
+            "marginal_means": _records(summary.marginal_means),
+            "main_effects": _records(summary.main_effects),
+            "interactions": _records(summary.interactions),
+            "interaction_cells": _records(summary.interaction_cells),
+            "importance": _records(summary.importance),
+            "trials": _records(summary.values),
+        }
+    )

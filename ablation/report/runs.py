@@ -1,0 +1,278 @@
+"""The MLflow adapter: a study's parent and child runs as the ``trials`` and ``history`` frames.
+
+Reads only what the runner writes per `ablation.track.names` (docs/architecture.md, "MLflow
+names"): the latest parent run tagged ``ablation.role=study`` in the study's experiment, and
+its children by ``mlflow.parentRunId``. Metric histories are fetched concurrently (MLflow has
+no bulk history call in its client; one request per run and metric, overlapped, is what keeps
+a few hundred trials quick against a remote server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.entities import ViewType
+from mlflow.tracking import MlflowClient
+
+from ablation.track import names
+
+_HISTORY_WORKERS = 8
+
+
+class StudyNotFound(LookupError):
+    """No experiment, or no parent run, for the study name in this store."""
+
+
+@dataclass
+class StudyRuns:
+    """One study's runs as pandas, plus what the parent run says about the study."""
+
+    trials: pd.DataFrame
+    history: pd.DataFrame
+    parent: dict[str, Any]  # run_id, study, baseline, metric, metric_mode, design, epoch,
+    # factors (keys), factor_levels (declared order, when the study file could be read),
+    # variant_order, optuna_storage, experiment_id
+    notes: list[str] = field(default_factory=list)
+
+
+def level_label(level_json: str) -> str:
+    """A factor tag (JSON of the level) as the display label the study package uses."""
+    from ablation.study import level_label as label
+
+    try:
+        return label(json.loads(level_json))
+    except (TypeError, ValueError):
+        return str(level_json)
+
+
+def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> Iterator[Any]:
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=1000,
+            order_by=["attributes.start_time ASC"],
+            page_token=token,
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def find_parent(client: MlflowClient, study_name: str) -> Any:
+    """The study's latest parent run."""
+    experiment = client.get_experiment_by_name(study_name)
+    if experiment is None or experiment.lifecycle_stage == "deleted":
+        raise StudyNotFound(f"no MLflow experiment named {study_name!r} in this store")
+    parents = list(
+        _search(client, experiment.experiment_id, f"tags.`{names.ROLE}` = '{names.ROLE_STUDY}'")
+    )
+    if not parents:
+        raise StudyNotFound(f"experiment {study_name!r} has no study run (tag {names.ROLE}=study)")
+    return max(parents, key=lambda r: r.info.start_time or 0)
+
+
+def _status(run: Any) -> str:
+    """The ablation.status tag; a run without one (crashed driver) by MLflow's own status."""
+    tag = run.data.tags.get(names.STATUS)
+    if tag:
+        return tag
+    return {"FAILED": names.STATUS_FAILED, "KILLED": names.STATUS_KILLED}.get(
+        run.info.status, names.STATUS_RUNNING
+    )
+
+
+def _trial_row(run: Any) -> dict[str, Any]:
+    tags, metrics = run.data.tags, run.data.metrics
+    seed = tags.get(names.SEED, run.data.params.get("seed"))
+    row: dict[str, Any] = {
+        "trial_id": tags.get(names.TRIAL_ID, run.info.run_id),
+        "run_id": run.info.run_id,
+        "variant": tags.get(names.VARIANT, run.info.run_name or run.info.run_id),
+        "seed": int(seed) if seed is not None and str(seed).lstrip("-").isdigit() else -1,
+        "status": _status(run),
+        "error": tags.get(names.ERROR),
+        "epochs_completed": metrics.get("epochs_completed"),
+        "reused_from": tags.get(names.REUSED_FROM),
+        "start_time": run.info.start_time,
+    }
+    for key, value in tags.items():
+        if key.startswith(names.FACTOR_PREFIX):
+            row[key] = level_label(value)
+    for m in names.FINAL_METRICS + names.EPOCH_METRICS:
+        if m != "epochs_completed" and m in metrics:
+            row[m] = metrics[m]
+    return row
+
+
+def _histories(client: MlflowClient, runs: list[Any], trial_of: dict[str, dict]) -> pd.DataFrame:
+    jobs = [
+        (run.info.run_id, key)
+        for run in runs
+        for key in run.data.metrics
+        if key in names.EPOCH_METRICS
+    ]
+
+    def fetch(job: tuple[str, str]) -> list[tuple]:
+        run_id, key = job
+        return [
+            (run_id, key, m.step, m.timestamp, m.value) for m in client.get_metric_history(*job)
+        ]
+
+    with ThreadPoolExecutor(max_workers=_HISTORY_WORKERS) as pool:
+        points = [p for batch in pool.map(fetch, jobs) for p in batch]
+    cols = ["trial_id", "variant", "seed", "epoch", *names.EPOCH_METRICS]
+    if not points:
+        return pd.DataFrame(columns=cols)
+    long = pd.DataFrame(points, columns=["run_id", "metric", "epoch", "timestamp", "value"])
+    # A step logged twice (a retried epoch) keeps its latest value.
+    long = long.sort_values("timestamp").drop_duplicates(["run_id", "metric", "epoch"], keep="last")
+    wide = long.pivot(index=["run_id", "epoch"], columns="metric", values="value").reset_index()
+    wide.columns.name = None
+    for c in ("trial_id", "variant", "seed"):
+        wide[c] = wide["run_id"].map(lambda r, c=c: trial_of[r][c])
+    for m in names.EPOCH_METRICS:
+        if m not in wide:
+            wide[m] = float("nan")
+    return wide[cols].sort_values(["trial_id", "epoch"]).reset_index(drop=True)
+
+
+def _declared_epoch(runs: list[Any]) -> int | None:
+    for run in runs:
+        value = run.data.params.get("metric.epoch")
+        if value not in (None, "", "null", "None"):
+            try:
+                return int(json.loads(value))
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+@contextlib.contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No progress bar on stderr for the one small study file we fetch."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+
+
+def _study_file_order(client: MlflowClient, parent: Any) -> tuple[dict, list[str], list[str]]:
+    """Factor levels and variant names in the study file's order, from the parent's artifact.
+
+    Best effort (the report stands without it: levels then sort naturally); returns the notes.
+    """
+    from ablation.study import all_variants, factor_space, level_label, load_study
+
+    with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
+        try:
+            local = Path(
+                client.download_artifacts(parent.info.run_id, names.STUDY_ARTIFACT_DIR, tmp)
+            )
+        except Exception as err:  # no artifact, or an artifact store we cannot reach
+            return {}, [], [f"study file not read from the parent run ({type(err).__name__})"]
+        files = sorted(local.glob("*.y*ml"))
+        if not files:
+            return {}, [], []
+        study = load_study(files[0])
+        levels = {k: [level_label(v) for v in lv] for k, lv in factor_space(study).items()}
+        return levels, [v.name for v in all_variants(study)], []
+
+
+def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
+    """The study's trials and per-epoch history from MLflow, and its parent run's settings."""
+    client = MlflowClient(tracking_uri)
+    parent = find_parent(client, study_name)
+    exp_id = parent.info.experiment_id
+    children = list(
+        _search(client, exp_id, f"tags.`{names.PARENT_RUN_ID}` = '{parent.info.run_id}'")
+    )
+    children = [r for r in children if r.data.tags.get(names.ROLE) == names.ROLE_TRIAL]
+    rows = [_trial_row(r) for r in children]
+    trials = pd.DataFrame(rows)
+    base_cols = ["trial_id", "run_id", "variant", "seed", "status", "error", "epochs_completed"]
+    if trials.empty:
+        trials = pd.DataFrame(columns=base_cols)
+    factor_cols = sorted(c for c in trials.columns if c.startswith(names.FACTOR_PREFIX))
+    metric_cols = [m for m in names.FINAL_METRICS + names.EPOCH_METRICS if m in trials.columns]
+    metric_cols = [m for m in metric_cols if m != "epochs_completed"]
+    extra = [c for c in ("reused_from", "start_time") if c in trials.columns]
+    trials = trials[base_cols + factor_cols + metric_cols + extra]
+    history = _histories(client, children, {r["run_id"]: r for r in rows})
+
+    tags = parent.data.tags
+    notes: list[str] = []
+    try:
+        factor_levels, variant_order, notes = _study_file_order(client, parent)
+    except Exception as err:  # an unreadable or outdated study file: order naturally instead
+        factor_levels, variant_order = {}, []
+        notes = [f"study file on the parent run not usable for ordering ({err})"]
+    if variant_order:
+        rank = {v: i for i, v in enumerate(variant_order)}
+        order = trials["variant"].map(rank).fillna(len(rank))
+        trials = trials.assign(_order=order).sort_values(["_order", "seed"], kind="stable")
+        trials = trials.drop(columns="_order").reset_index(drop=True)
+    info = {
+        "run_id": parent.info.run_id,
+        "experiment_id": exp_id,
+        "study": study_name,
+        "baseline": tags.get(names.BASELINE) or None,
+        "metric": tags.get(names.METRIC) or "val_top1_error",
+        "metric_mode": tags.get(names.METRIC_MODE) or "min",
+        "design": tags.get(names.DESIGN),
+        "epoch": _declared_epoch(children),
+        "factors": [c[len(names.FACTOR_PREFIX) :] for c in factor_cols],
+        "factor_levels": factor_levels,
+        "variant_order": variant_order,
+        "optuna_storage": tags.get(getattr(names, "OPTUNA_STORAGE", "ablation.optuna_storage")),
+    }
+    return StudyRuns(trials=trials, history=history, parent=info, notes=notes)
+
+
+def optuna_importance(storage: str | None, study_name: str) -> tuple[pd.DataFrame, str | None]:
+    """Optuna's parameter importance of the study's objective, or (empty, why not).
+
+    A secondary view: never fatal. A redacted storage URL (``:***@``) cannot be opened.
+    """
+    empty = pd.DataFrame(columns=["param", "importance"])
+    if not storage or "***" in storage:
+        return empty, "Optuna importance: no readable Optuna storage recorded on the study run"
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if storage.startswith("sqlite:///"):
+            path = Path(storage.removeprefix("sqlite:///"))
+            if not path.exists():
+                return empty, f"Optuna importance: {path} not found"
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if len(complete) < 2:
+            return empty, "Optuna importance: fewer than two complete Optuna trials"
+        # Several objectives: the importance for the first (the study's metric).
+        target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
+        # Seeded, so the same runs give the same report (fANOVA fits a random forest).
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        scores = optuna.importance.get_param_importances(study, evaluator=evaluator, target=target)
+    except Exception as err:  # an unreachable storage or a degenerate search space
+        return empty, f"Optuna importance not available ({type(err).__name__}: {err})"
+    frame = pd.DataFrame({"param": list(scores), "importance": list(scores.values())})
+    return frame, None

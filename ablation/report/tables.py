@@ -1,0 +1,336 @@
+"""The summary as tables: the paper-style table, the full tables, and the verdict lines.
+
+Two kinds of table come out of a `Summary`: *numeric* frames (raw floats, machine-readable:
+CSV, Parquet, JSON) and *display* frames (formatted strings: Markdown, LaTeX, HTML, the
+dashboard). Both are built here so every format shows the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ablation.report.stats import Summary
+
+PM = "±"  # the exporters swap this for their own notation (LaTeX: $\pm$)
+
+METRIC_LABELS = {
+    "val_top1_error": "Top-1 err (%)",
+    "val_top5_error": "Top-5 err (%)",
+    "val_loss": "Val loss",
+    "train_loss": "Train loss",
+    "params": "Params",
+    "gflops": "GFLOPs",
+    "latency_ms": "Latency (ms)",
+    "train_seconds": "Train time (s)",
+}
+
+
+def metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric)
+
+
+# --- number formatting ------------------------------------------------------------------------
+
+
+def _ok(x: object) -> bool:
+    return x is not None and not (isinstance(x, float) and math.isnan(x)) and not pd.isna(x)
+
+
+def fmt(x: object, digits: int = 2) -> str:
+    return f"{float(x):.{digits}f}" if _ok(x) else "–"
+
+
+def fmt_pm(mean: object, std: object, digits: int = 2) -> str:
+    """``mean ± std``; just the mean when there is no spread to show (n < 2)."""
+    if not _ok(mean):
+        return "–"
+    return (
+        f"{float(mean):.{digits}f} {PM} {float(std):.{digits}f}" if _ok(std) else fmt(mean, digits)
+    )
+
+
+def fmt_ci(low: object, high: object, digits: int = 2) -> str:
+    return f"[{float(low):.{digits}f}, {float(high):.{digits}f}]" if _ok(low) and _ok(high) else "–"
+
+
+def fmt_p(p: object) -> str:
+    if not _ok(p):
+        return "–"
+    p = float(p)
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def fmt_params(x: object) -> str:
+    """Parameter count in millions, two decimals: ``25.56M``."""
+    return f"{float(x) / 1e6:.2f}M" if _ok(x) else "–"
+
+
+def fmt_signed(x: object, digits: int = 2) -> str:
+    return f"{float(x):+.{digits}f}" if _ok(x) else "–"
+
+
+# --- the tables -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Section:
+    """One titled table of the report, in display form, with an optional caption."""
+
+    key: str
+    title: str
+    table: pd.DataFrame
+    caption: str = ""
+
+
+def paper_table(summary: Summary) -> pd.DataFrame:
+    """Description | Params | GFLOPs | Top-1 err | Top-5 err, mean ± std over finished seeds."""
+    rows = []
+    for r in summary.variants.to_dict("records"):
+        name = r["variant"] + (" (baseline)" if r["variant"] == summary.baseline else "")
+        rows.append(
+            {
+                "Description": name,
+                "Params": fmt_params(r.get("params.mean")),
+                "GFLOPs": fmt(r.get("gflops.mean"), 3),
+                "Top-1 err": fmt_pm(r.get("val_top1_error.mean"), r.get("val_top1_error.std")),
+                "Top-5 err": fmt_pm(r.get("val_top5_error.mean"), r.get("val_top5_error.std")),
+            }
+        )
+    return pd.DataFrame(rows, columns=["Description", "Params", "GFLOPs", "Top-1 err", "Top-5 err"])
+
+
+def paper_caption(summary: Summary) -> str:
+    v = summary.variants
+    seeds = sorted(set(v["n_finished"])) if len(v) else [0]
+    n = str(seeds[0]) if len(seeds) == 1 else f"{min(seeds)}–{max(seeds)}"
+    epoch = f"epoch {summary.epoch}" if summary.epoch else "final epoch"
+    return (
+        f"Mean {PM} std over {n} finished seeds per variant ({epoch}); errors in percent; "
+        "params in millions; GFLOPs count one multiply-add as one FLOP."
+    )
+
+
+def variants_numeric(summary: Summary) -> pd.DataFrame:
+    """One row per variant: status counts, metric statistics and the comparison with the baseline.
+
+    The table CSV and Parquet hold (raw numbers; columns ``<metric>.<n|mean|std|ci_low|ci_high>``
+    and ``vs_baseline.<column of the comparisons table>``).
+    """
+    comp = summary.comparisons.drop(columns=["baseline", "metric"], errors="ignore")
+    comp = comp.rename(columns={c: f"vs_baseline.{c}" for c in comp.columns if c != "variant"})
+    out = summary.variants.merge(comp, on="variant", how="left")
+    out.insert(1, "is_baseline", out["variant"] == summary.baseline)
+    return out
+
+
+def comparisons_display(summary: Summary) -> pd.DataFrame:
+    m = metric_label(summary.metric)
+    rows = []
+    for r in summary.comparisons.to_dict("records"):
+        rows.append(
+            {
+                "Variant": r["variant"],
+                "Pairs": int(r["n_pairs"]),
+                f"Δ {m}": fmt_signed(r["mean_diff"]),
+                "95% CI (bootstrap)": fmt_ci(r["ci_low"], r["ci_high"]),
+                "95% CI (t)": fmt_ci(r["t_ci_low"], r["t_ci_high"]),
+                "p (paired t)": fmt_p(r["p_t"]),
+                "p (Wilcoxon)": fmt_p(r["p_wilcoxon"]),
+                "p (Holm)": fmt_p(r["p_holm"]),
+                "d_z": fmt(r["effect_dz"]),
+                "Verdict": r["verdict"],
+            }
+        )
+    out = pd.DataFrame(rows)
+    if len(out) and summary.comparisons["p_wilcoxon"].isna().all():
+        out = out.drop(columns="p (Wilcoxon)")  # fewer than 6 pairs everywhere: nothing to show
+    return out
+
+
+def variants_display(summary: Summary) -> pd.DataFrame:
+    m = summary.metric
+    rows = []
+    for r in summary.variants.to_dict("records"):
+        rows.append(
+            {
+                "Variant": r["variant"],
+                "Trials": r["n_trials"],
+                "Finished": r["n_finished"],
+                "Stopped": r["n_stopped"],
+                "Failed": r["n_failed"],
+                "Other": r["n_other"],
+                f"{metric_label(m)}": fmt_pm(r.get(f"{m}.mean"), r.get(f"{m}.std")),
+                "95% CI (t)": fmt_ci(r.get(f"{m}.ci_low"), r.get(f"{m}.ci_high")),
+                "Params": fmt_params(r.get("params.mean")),
+                "GFLOPs": fmt(r.get("gflops.mean"), 3),
+                "Latency (ms)": fmt_pm(r.get("latency_ms.mean"), r.get("latency_ms.std")),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def main_effects_display(summary: Summary) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Factor": r["factor"],
+                "Level (vs reference)": f"{r['level']} (vs {r['reference']})",
+                "Effect": fmt_signed(r["estimate"]),
+                "95% CI": fmt_ci(r["ci_low"], r["ci_high"]),
+                "p": fmt_p(r["p"]),
+                "p (factor, ANOVA)": fmt_p(r["p_factor"]),
+            }
+            for r in summary.main_effects.to_dict("records")
+        ]
+    )
+
+
+def marginal_means_display(summary: Summary) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Factor": r["factor"],
+                "Level": r["level"],
+                "n": r["n"],
+                "Mean": fmt_pm(r["mean"], r["std"]),
+                "95% CI (t)": fmt_ci(r["ci_low"], r["ci_high"]),
+            }
+            for r in summary.marginal_means.to_dict("records")
+        ]
+    )
+
+
+def interactions_display(summary: Summary) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Factors": f"{r['factor_a']} × {r['factor_b']}",
+                "Levels": f"{r['level_a']} × {r['level_b']}",
+                "Interaction": fmt_signed(r["estimate"]),
+                "95% CI": fmt_ci(r["ci_low"], r["ci_high"]),
+                "p": fmt_p(r["p"]),
+                "p (pair, ANOVA)": fmt_p(r["p_interaction"]),
+            }
+            for r in summary.interactions.to_dict("records")
+        ]
+    )
+
+
+def importance_display(summary: Summary) -> pd.DataFrame:
+    imp = summary.importance
+    if imp is None or imp.empty:
+        return pd.DataFrame()
+    return pd.DataFrame(
+        {"Parameter": imp["param"], "Importance": [fmt(x, 3) for x in imp["importance"]]}
+    )
+
+
+def trials_display(summary: Summary, *, only_unfinished: bool = False) -> pd.DataFrame:
+    v = summary.values
+    if only_unfinished:
+        v = v[v["status"] != "FINISHED"]
+    m = summary.metric
+    rows = []
+    for r in v.to_dict("records"):
+        error = r.get("error")
+        rows.append(
+            {
+                "Variant": r["variant"],
+                "Seed": r["seed"],
+                "Status": r["status"],
+                "Epochs": fmt(r.get("epochs_completed"), 0),
+                metric_label(m): fmt(r.get(m)),
+                "Error": (error.strip().splitlines() or [""])[-1][:160]
+                if isinstance(error, str)
+                else "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def sections(summary: Summary) -> list[Section]:
+    """The report's tables in reading order (empty ones left out)."""
+    m = metric_label(summary.metric)
+    direction = "lower is better" if summary.mode == "min" else "higher is better"
+    out = [
+        Section("paper", "Summary", paper_table(summary), paper_caption(summary)),
+        Section(
+            "comparisons",
+            f"Against the baseline ({summary.baseline})",
+            comparisons_display(summary),
+            f"Δ = variant − baseline in {m} ({direction}), paired by seed; CIs per comparison "
+            "(with few seeds the bootstrap CI is too narrow: read the t CI); verdict from the "
+            f"paired t-test, Holm-corrected across {len(summary.comparisons)} comparisons at "
+            f"α = {summary.alpha}.",
+        ),
+        Section(
+            "variants",
+            "Per variant",
+            variants_display(summary),
+            "Statistics over FINISHED trials only; stopped, failed and other trials counted.",
+        ),
+        Section(
+            "main_effects",
+            "Main effects per factor",
+            main_effects_display(summary),
+            f"OLS {summary.metric} ~ factors + seed (block); effect of each level against the "
+            "factor's reference level.",
+        ),
+        Section(
+            "marginal_means", "Marginal means per factor level", marginal_means_display(summary)
+        ),
+        Section(
+            "interactions",
+            "Two-factor interactions",
+            interactions_display(summary),
+            "OLS with a × b + other factors + seed; difference-in-differences against both "
+            "reference levels.",
+        ),
+        Section(
+            "importance",
+            "Optuna parameter importance (secondary view)",
+            importance_display(summary),
+        ),
+        Section(
+            "unfinished",
+            "Trials not finished",
+            trials_display(summary, only_unfinished=True),
+            "Not in any statistic above.",
+        ),
+    ]
+    return [s for s in out if not s.table.empty]
+
+
+def verdict_lines(summary: Summary, pm: str = PM) -> list[str]:
+    """One plain line per comparison, as `ablation run` prints at the end."""
+    lines = []
+    for r in summary.comparisons.to_dict("records"):
+        if r["n_pairs"] < 2:
+            lines.append(f"{r['variant']} vs {r['baseline']}: {r['verdict']} ({r['n_pairs']} pair)")
+            continue
+        lines.append(
+            f"{r['variant']} vs {r['baseline']}: Δ {summary.metric} {fmt_signed(r['mean_diff'])} "
+            f"(95% CI bootstrap {fmt_ci(r['ci_low'], r['ci_high'])}, "
+            f"t {fmt_ci(r['t_ci_low'], r['t_ci_high'])}; p_holm {fmt_p(r['p_holm'])}, "
+            f"d_z {fmt(r['effect_dz'])}, n={r['n_pairs']}): {r['verdict']}"
+        )
+    counts = summary.variants[["n_stopped", "n_failed", "n_other"]].sum()
+    if counts.sum():
+        lines.append(
+            f"not in the statistics: {int(counts['n_failed'])} failed, "
+            f"{int(counts['n_stopped'])} stopped, {int(counts['n_other'])} other trials"
+        )
+    return lines
+
+
+def to_markdown(table: pd.DataFrame, escape: Callable[[str], str] = lambda s: s) -> str:
+    """A GitHub-flavoured Markdown table (no tabulate dependency)."""
+    cols = [escape(str(c)) for c in table.columns]
+    cells = [[escape(str(x)).replace("|", "\\|") for x in row] for row in table.to_numpy()]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)

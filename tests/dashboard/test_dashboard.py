@@ -1,0 +1,300 @@
+"""The study dashboard: rendered from a real tiny study and from synthetic runs, opened in a real
+headless Chromium, and served back through a real `mlflow server`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ablation.dashboard import DASHBOARD_FILE, dashboard_command, render_dashboard
+from ablation.report import stats, tables
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="needs Debian's chromium package (make system-deps)"
+)
+
+
+def L(kernel: str, pool: str) -> dict:
+    return {"model.cbam.kernel_size": kernel, "model.cbam.channel_pool": pool}
+
+
+@pytest.fixture(scope="module")
+def synthetic_summary(synthetic_study_frames):
+    variants = [
+        {"name": "no-attention", "effect": 0.0, "params": 272_474, "latency_ms": 1.9},
+        {"name": "k3-avg", "effect": -1.5, "levels": L("3", "avg"), "params": 279_000},
+        {"name": "k7-avg", "effect": -2.0, "levels": L("7", "avg"), "params": 281_000},
+        {"name": "k3-avg+max", "effect": -1.0, "levels": L("3", "avg+max"), "params": 279_500},
+        {"name": "k7-avg+max", "effect": -3.5, "levels": L("7", "avg+max"), "params": 281_500},
+    ]
+    trials, history = synthetic_study_frames(
+        variants,
+        [0, 1, 2],
+        epochs=4,
+        statuses={("k3-avg", 1): "FAILED", ("k7-avg", 2): "STOPPED"},
+    )
+    return stats.summarize(
+        trials, history, study="synthetic-pooling", baseline="no-attention", n_resamples=999
+    )
+
+
+# --- what the page holds ----------------------------------------------------------------------
+
+
+class _Dom(HTMLParser):
+    """The figures of the page: id -> counts of <svg> and of elements with class "mark"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: dict[str, dict[str, int]] = {}
+        self.stack: list[str | None] = []
+        self.root_attrs: dict[str, str | None] = {}
+        self.script_count = 0
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "html":
+            self.root_attrs = a
+        if tag == "script":
+            self.script_count += 1
+            if a.get("src"):
+                self.external.append(a["src"])
+        if tag == "link" and a.get("href"):
+            self.external.append(a["href"])
+        fig = a.get("id") if tag == "figure" and "plot" in (a.get("class") or "") else None
+        if tag not in ("circle", "line", "rect", "path", "polyline", "polygon", "br", "meta"):
+            self.stack.append(fig)
+        current = next((f for f in reversed(self.stack) if f), fig)
+        if current:
+            counts = self.figures.setdefault(current, {"svg": 0, "marks": 0})
+            counts["svg"] += tag == "svg"
+            counts["marks"] += "mark" in (a.get("class") or "").split()
+
+    def handle_endtag(self, tag):
+        void = ("circle", "line", "rect", "path", "polyline", "polygon", "br", "meta")
+        if tag not in void and self.stack:
+            self.stack.pop()
+
+
+def _expected_plots(summary: stats.Summary) -> set[str]:
+    ids = {"forest", "curve-val_top1_error", "curve-train_loss"}
+    ids |= {f"effect-{i}" for i in range(len(summary.factors))}
+    pairs = summary.interaction_cells.groupby(["factor_a", "factor_b"]).ngroups
+    ids |= {f"heatmap-{i}" for i in range(pairs)}
+    ids |= {f"pareto-{c}" for c in ("params", "gflops", "latency_ms")}
+    return ids
+
+
+def _check_plots(dom: _Dom, summary: stats.Summary) -> None:
+    expected = _expected_plots(summary)
+    assert set(dom.figures) == expected
+    for fig, counts in dom.figures.items():
+        assert counts["svg"] == 1, fig
+        assert counts["marks"] >= 1, fig
+
+
+def test_page_is_self_contained_and_shows_the_report_numbers(synthetic_summary):
+    page = render_dashboard(synthetic_summary)
+    dom = _Dom()
+    dom.feed(page)
+    assert dom.external == []  # nothing fetched: no src=, no stylesheet links
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    _check_plots(dom, synthetic_summary)
+    # Traceable: the paper table, every comparison and every main effect as the report shows it.
+    for row in tables.paper_table(synthetic_summary).to_numpy():
+        for cell in row:
+            assert str(cell).replace("+", "&#43;") in page or str(cell) in page
+    for r in synthetic_summary.comparisons.to_dict("records"):
+        assert tables.fmt_signed(r["mean_diff"]) in page
+        assert tables.fmt_ci(r["ci_low"], r["ci_high"]) in page
+        assert r["verdict"] in page
+    for r in synthetic_summary.main_effects.to_dict("records"):
+        assert tables.fmt_ci(r["ci_low"], r["ci_high"]) in page
+    # Failed and stopped trials are listed with their status and error.
+    assert page.count('data-status="FAILED"') == 2  # the filter box and the one failed trial
+    assert "loss is nan" in page
+
+
+# --- in a real browser ------------------------------------------------------------------------
+
+
+def _chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        *extra,
+        page.resolve().as_uri(),
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+
+
+def _open_in_chromium(html_path: Path, summary: stats.Summary, tmp: Path, shot: str) -> None:
+    run = _chromium(html_path, tmp / "profile", "--dump-dom")
+    assert run.returncode == 0, run.stderr[-2000:]
+    console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
+    assert console == [], console
+    dom = _Dom()
+    dom.feed(run.stdout)
+    assert dom.root_attrs.get("data-dashboard-ready") == "1", "the page's script did not run"
+    _check_plots(dom, summary)
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = ARTIFACTS / shot
+    run = _chromium(
+        html_path,
+        tmp / "profile",
+        "--hide-scrollbars",
+        "--window-size=1366,2400",
+        f"--screenshot={target}",
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert target.stat().st_size > 20_000
+
+
+@needs_chromium
+def test_synthetic_dashboard_in_headless_chromium(synthetic_summary, tmp_path):
+    page = tmp_path / DASHBOARD_FILE
+    page.write_text(render_dashboard(synthetic_summary))
+    _open_in_chromium(page, synthetic_summary, tmp_path, "dashboard-synthetic.png")
+
+
+TINY = {
+    "study": "dash-tiny",
+    "dataset": {"name": "digits", "image_size": 16, "train_samples": 200, "val_samples": 100},
+    "model": {"backbone": "resnet20", "attention": "cbam"},
+    "train": {"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05}},
+    "factors": {"model.attention": ["none", "cbam"]},
+    "baseline": "attention=none",
+    "seeds": [0, 1],
+    "resources": {"cpus_per_trial": 1, "max_concurrent": 2, "max_retries": 0},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path, fresh_mlflow_uri):
+    """A real `mlflow server` on a fresh SQLite store with proxied artifacts in tmp_path."""
+    port = _free_port()
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    cmd = [
+        str(mlflow_bin), "server", "--backend-store-uri", fresh_mlflow_uri,
+        "--artifacts-destination", str(tmp_path / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "mlflow server did not come up"
+            time.sleep(0.5)
+        yield url
+    finally:
+        # The server runs its workers in the session we gave it: stop exactly that group.
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=5)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
+
+
+@needs_chromium
+def test_real_tiny_study_dashboard_through_mlflow_server(mlflow_server, tmp_path, monkeypatch):
+    """`run_study` (2 variants x 2 seeds of digits, 1 epoch) tracked by a real `mlflow server`,
+    then what `ablation run` does at its end (report + dashboard on the parent run); the
+    dashboard comes back byte for byte through the server's artifact endpoint and opens in
+    headless Chromium with every plot and no console message."""
+    from mlflow.tracking import MlflowClient
+
+    from ablation.report import load_runs, publish_study_report, summary_of_runs
+    from ablation.run.driver import run_study
+
+    if not os.environ.get("RAY_AUTH_TOKEN"):
+        monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    monkeypatch.chdir(tmp_path)  # Ray results of a server-tracked study go to ./ray_results
+    study_file = tmp_path / "tiny.yaml"
+    study_file.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    try:
+        result = run_study(
+            study_file,
+            tracking_uri=mlflow_server,
+            optuna_storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+            out=io.StringIO(),
+        )
+    finally:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    printed = publish_study_report(mlflow_server, "dash-tiny")
+    assert printed.startswith("| Description | Params | GFLOPs | Top-1 err | Top-5 err |")
+    assert "attention=cbam vs attention=none:" in printed
+
+    client = MlflowClient(mlflow_server)
+    logged = {a.path for a in client.list_artifacts(result.parent_run_id)}
+    assert {DASHBOARD_FILE, "report"} <= logged
+    reports = {a.path for a in client.list_artifacts(result.parent_run_id, "report")}
+    assert reports == {
+        f"report/report.{e}" for e in ("md", "csv", "tex", "html", "json", "parquet")
+    }
+
+    # `ablation dashboard` writes the page and logs it again; the server hands back those bytes.
+    out = tmp_path / "out"
+    args = argparse.Namespace(study="dash-tiny", output_dir=str(out), tracking_uri=mlflow_server)
+    assert dashboard_command(args) == 0
+    written = (out / DASHBOARD_FILE).read_bytes()
+    query = urllib.parse.urlencode({"path": DASHBOARD_FILE, "run_uuid": result.parent_run_id})
+    with urllib.request.urlopen(f"{mlflow_server}/get-artifact?{query}", timeout=30) as r:
+        served = r.read()
+    assert served == written
+
+    summary = summary_of_runs(load_runs(mlflow_server, "dash-tiny"), importance=False)
+    assert summary.variants["n_finished"].tolist() == [2, 2]
+    page = tmp_path / "served.html"
+    page.write_bytes(served)
+    _open_in_chromium(page, summary, tmp_path, "dashboard-tiny-study.png")
