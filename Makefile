@@ -12,9 +12,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $@
 
+# The tests also start the cluster stack's servers natively (MLflow basic-auth, optuna-dashboard).
 $(BIN)/.installed-dev: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,server]'
 	touch $@ $(BIN)/.installed
 
 # The main job: a small real study on the embedded data, then its summary.
