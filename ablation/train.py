@@ -1,0 +1,291 @@
+"""One trial: a resolved configuration in, metrics out through a callback.
+
+Read it top to bottom: set-up, data, model, optimizer and schedule, resume, the epoch loop
+(train, evaluate, report), and the model's cost. Ray, MLflow and Optuna stay outside: the
+runner passes `report` and persists the `state` each report carries.
+
+    final = train_trial(spec.config, spec.seed, lambda m: print(m["epoch"], m["val_top1_error"]))
+
+Same seed, same machine, CPU: identical metrics run to run (fixed split, seeded
+initialisation and shuffling, deterministic kernels). A non-finite loss raises `TrialFailed`
+at once, so a diverged variant is a failed trial with a reason, never a NaN in the results.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, TensorDataset
+
+from ablation.data import DatasetError, build_datasets
+from ablation.models import build_model
+from ablation.profile import profile_model
+
+# Set to an integer to fix torch's CPU threads per trial (Ray also sets OMP_NUM_THREADS).
+THREADS_ENV = "ABLATION_TORCH_THREADS"
+
+
+class TrialFailed(RuntimeError):
+    """The trial cannot give a result (diverged, data missing, ...); the message says why."""
+
+
+def train_trial(
+    config: dict,
+    seed: int,
+    report: Callable[[dict], None],
+    *,
+    device: str | None = None,
+    resume: dict | None = None,
+) -> dict:
+    """Train and evaluate one variant with one seed; returns the final metrics.
+
+    Calls `report` once per epoch with `epoch`, `train_loss`, `val_loss`, `val_top1_error`,
+    `val_top5_error` (percent), `lr`, `epoch_seconds`, `images_per_second` and `state` (model,
+    optimizer, scheduler, epoch, RNG states: hand it back as `resume` to continue after that
+    epoch; it references live tensors, so serialise it during the call). Returns the last
+    epoch's metrics plus `params`, `gflops`, `latency_ms` (batch 1), `train_seconds`,
+    `epochs_completed`.
+    """
+    data_cfg, model_cfg = config["dataset"], config["model"]
+    train_cfg = config.get("train") or {}
+    opt_cfg = train_cfg.get("optimizer") or {}
+    epochs = int(train_cfg.get("epochs", 10))
+    batch_size = int(train_cfg.get("batch_size", 128))
+
+    # -- set-up: device, threads, seeds, determinism ------------------------------------------
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    on_cuda = device.type == "cuda"
+    use_amp = bool(train_cfg.get("amp", False)) and on_cuda  # fp16 autocast needs a GPU
+    memory_format = (
+        torch.channels_last if train_cfg.get("channels_last", False) else torch.contiguous_format
+    )
+    if os.environ.get(THREADS_ENV):
+        torch.set_num_threads(int(os.environ[THREADS_ENV]))
+    deterministic = bool(train_cfg.get("deterministic", True))
+    if deterministic and on_cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # Process-wide settings: set for every trial, since a Ray worker runs many.
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = on_cuda and not deterministic
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # model initialisation (and CUDA's generators)
+    shuffle_rng = torch.Generator().manual_seed(seed)  # the order of training batches
+
+    # -- data ------------------------------------------------------------------------------
+    try:
+        train_ds, val_ds, info = build_datasets(data_cfg, seed_split=data_cfg.get("split_seed"))
+    except DatasetError as err:
+        raise TrialFailed(str(err)) from err
+    num_workers = int(data_cfg.get("num_workers", train_cfg.get("num_workers", 0)) or 0)
+    train_loader = _loader(train_ds, batch_size, num_workers, on_cuda, shuffle_rng=shuffle_rng)
+    val_loader = _loader(val_ds, batch_size, num_workers, on_cuda, shuffle_rng=None)
+    num_classes = info["num_classes"]
+    top_k = min(5, num_classes)
+
+    # -- model -----------------------------------------------------------------------------
+    try:
+        model = build_model(
+            model_cfg["backbone"],
+            model_cfg.get("attention", "none"),
+            model_cfg.get("cbam"),
+            num_classes=num_classes,
+            in_channels=info["in_channels"],
+        )
+    except ValueError as err:
+        raise TrialFailed(f"cannot build the model: {err}") from err
+    model = model.to(device, memory_format=memory_format)
+
+    # -- optimizer and schedule (per step: linear warm-up, then cosine / step / constant) ------
+    lr = float(opt_cfg.get("lr", 0.1))
+    weight_decay = float(opt_cfg.get("weight_decay", 5e-4))
+    if opt_cfg.get("name", "sgd") == "sgd":
+        optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=lr,
+            momentum=float(opt_cfg.get("momentum", 0.9)),
+            nesterov=bool(opt_cfg.get("nesterov", False)),
+            weight_decay=weight_decay,
+        )
+    else:
+        optimizer = torch.optim.AdamW(
+            model.parameters(),
+            lr=lr,
+            betas=tuple(opt_cfg.get("betas", (0.9, 0.999))),
+            weight_decay=weight_decay,
+        )
+    steps_per_epoch = len(train_loader)
+    lr_factor = _lr_schedule(train_cfg, epochs, steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    criterion = nn.CrossEntropyLoss(label_smoothing=float(train_cfg.get("label_smoothing", 0.0)))
+
+    # -- resume ----------------------------------------------------------------------------
+    start_epoch, train_seconds, metrics = 1, 0.0, {}
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        scaler.load_state_dict(resume["scaler"])
+        _set_rng_state(resume["rng"], shuffle_rng, on_cuda)
+        start_epoch = resume["epoch"] + 1
+        train_seconds, metrics = resume["train_seconds"], dict(resume["metrics"])
+
+    # -- the epoch loop --------------------------------------------------------------------
+    for epoch in range(start_epoch, epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        loss_sum, seen = 0.0, 0
+        for step, (images, labels) in enumerate(train_loader, start=1):
+            images = images.to(device, non_blocking=True, memory_format=memory_format)
+            labels = labels.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                loss = criterion(model(images), labels)
+            # .item() syncs with the GPU every step: the price of failing at the first bad step.
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise TrialFailed(f"non-finite training loss at epoch {epoch}, step {step}")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step_lr = optimizer.param_groups[0]["lr"]
+            scheduler.step()
+            loss_sum += loss_value * len(labels)
+            seen += len(labels)
+        train_phase = time.perf_counter() - started
+
+        val_loss, top1, topk = _evaluate(model, val_loader, device, memory_format, use_amp, top_k)
+        if not math.isfinite(val_loss):
+            raise TrialFailed(f"non-finite validation loss at epoch {epoch}")
+        epoch_seconds = time.perf_counter() - started
+        train_seconds += epoch_seconds
+        metrics = {
+            "epoch": epoch,
+            "train_loss": loss_sum / seen,
+            "val_loss": val_loss,
+            "val_top1_error": 100.0 * (1.0 - top1),
+            "val_top5_error": 100.0 * (1.0 - topk),
+            "lr": step_lr,  # the rate of the epoch's last step
+            "epoch_seconds": epoch_seconds,
+            "images_per_second": seen / train_phase,
+        }
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "epoch": epoch,
+            "train_seconds": train_seconds,
+            "metrics": metrics,
+            "rng": _rng_state(shuffle_rng, on_cuda),
+        }
+        report({**metrics, "state": state})
+
+    # -- cost of the trained model: params, GFLOPs, latency at batch 1 ----------------------
+    size = info["image_size"]
+    cost = profile_model(model, (1, info["in_channels"], size, size))
+    return {**metrics, **cost, "train_seconds": train_seconds, "epochs_completed": epochs}
+
+
+def _loader(
+    ds: Dataset,
+    batch_size: int,
+    num_workers: int,
+    pin_memory: bool,
+    *,
+    shuffle_rng: torch.Generator | None,
+) -> DataLoader:
+    """Batches of `ds`; shuffled (with `shuffle_rng`) for training, in order for evaluation."""
+    train = shuffle_rng is not None
+    # Drop a ragged last training batch (BatchNorm dislikes a batch of one), unless it is all.
+    drop_last = train and len(ds) > batch_size
+    if isinstance(ds, TensorDataset) and num_workers == 0:
+        # In-memory images: index whole batches at once instead of collating single images.
+        order = RandomSampler(ds, generator=shuffle_rng) if train else range(len(ds))
+        sampler = BatchSampler(order, batch_size, drop_last)
+        return DataLoader(
+            ds, batch_size=None, sampler=sampler, pin_memory=pin_memory, generator=shuffle_rng
+        )
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=train,
+        generator=shuffle_rng,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )
+
+
+def _lr_schedule(train_cfg: dict, epochs: int, steps_per_epoch: int) -> Callable[[int], float]:
+    """The learning-rate factor at optimizer step `step` (0-based), for LambdaLR."""
+    warmup = float(train_cfg.get("warmup_epochs", 0))
+    kind = train_cfg.get("schedule", "cosine")
+    gamma = float(train_cfg.get("gamma", 0.1))
+    milestones = train_cfg.get("milestones") or [epochs // 2, (3 * epochs) // 4]
+
+    def factor(step: int) -> float:
+        t = step / steps_per_epoch  # epochs done, fractional
+        if t < warmup:
+            return (step + 1) / (warmup * steps_per_epoch)
+        if kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * (t - warmup) / max(epochs - warmup, 1e-9)))
+        if kind == "step":
+            return gamma ** sum(t >= m for m in milestones)
+        return 1.0
+
+    return factor
+
+
+@torch.inference_mode()
+def _evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    memory_format: torch.memory_format,
+    use_amp: bool,
+    top_k: int,
+) -> tuple[float, float, float]:
+    """(mean cross-entropy, top-1 accuracy, top-k accuracy) on `loader`."""
+    model.eval()
+    loss_sum, correct1, correctk, seen = 0.0, 0, 0, 0
+    for images, labels in loader:
+        images = images.to(device, non_blocking=True, memory_format=memory_format)
+        labels = labels.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            logits = model(images)
+        loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
+        hits = logits.topk(top_k, dim=1).indices == labels[:, None]
+        correct1 += int(hits[:, 0].sum())
+        correctk += int(hits.any(dim=1).sum())
+        seen += len(labels)
+    return loss_sum / seen, correct1 / seen, correctk / seen
+
+
+def _rng_state(shuffle_rng: torch.Generator, on_cuda: bool) -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if on_cuda else None,
+        "shuffle": shuffle_rng.get_state(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any], shuffle_rng: torch.Generator, on_cuda: bool) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if on_cuda and state.get("cuda") is not None:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    shuffle_rng.set_state(state["shuffle"])

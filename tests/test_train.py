@@ -1,0 +1,176 @@
+"""One trial: reproducible on the CPU, resumable, and failing loudly when it diverges."""
+
+import copy
+import math
+import time
+
+import pytest
+import torch
+
+from ablation.train import THREADS_ENV, TrialFailed, _lr_schedule, train_trial
+
+TIMING = {"epoch_seconds", "images_per_second", "train_seconds", "latency_ms"}
+EPOCH_KEYS = {
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_top1_error",
+    "val_top5_error",
+    "lr",
+    "epoch_seconds",
+    "images_per_second",
+}
+
+
+def digits_config(**train):
+    return {
+        "dataset": {"name": "digits", "image_size": 16, "train_samples": 400, "val_samples": 200},
+        "model": {"backbone": "resnet20", "attention": "cbam", "cbam": {"reduction": 4}},
+        "train": {
+            "epochs": 2,
+            "batch_size": 64,
+            "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4},
+            "schedule": "cosine",
+            "warmup_epochs": 1,
+            **train,
+        },
+        "metric": {"name": "val_top1_error", "mode": "min"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread(monkeypatch):
+    # The machine is shared: one thread per trial, as Ray gives a 1-CPU trial.
+    threads = torch.get_num_threads()
+    monkeypatch.setenv(THREADS_ENV, "1")
+    yield
+    torch.set_num_threads(threads)
+
+
+def run(config, seed, **kwargs):
+    reports = []
+
+    def report(metrics):
+        # The runner serialises the state during the call; a deep copy stands in for that.
+        reports.append(copy.deepcopy(metrics))
+
+    final = train_trial(config, seed, report, device="cpu", **kwargs)
+    return reports, final
+
+
+def without(metrics, keys):
+    return {k: v for k, v in metrics.items() if k not in keys}
+
+
+@pytest.fixture(scope="module")
+def two_runs():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(THREADS_ENV, "1")
+        threads = torch.get_num_threads()
+        started = time.perf_counter()
+        first = run(digits_config(), seed=0)
+        seconds = time.perf_counter() - started
+        second = run(digits_config(), seed=0)
+        torch.set_num_threads(threads)
+    return first, second, seconds
+
+
+def test_two_epoch_digits_trial_reports_every_epoch_and_runs_in_seconds(two_runs):
+    (reports, final), _, seconds = two_runs
+    assert seconds < 30
+    assert [r["epoch"] for r in reports] == [1, 2]
+    for r in reports:
+        assert set(r) == EPOCH_KEYS | {"state"}
+        assert {"model", "optimizer", "scheduler", "epoch", "rng"} <= set(r["state"])
+        assert all(math.isfinite(r[k]) for k in EPOCH_KEYS)
+        assert 0 <= r["val_top5_error"] <= r["val_top1_error"] <= 100
+    assert reports[1]["val_top1_error"] < 90  # it learned something in two epochs
+    assert without(
+        final, {"params", "gflops", "latency_ms", "train_seconds", "epochs_completed"}
+    ) == (without(reports[-1], {"state"}))
+    assert final["epochs_completed"] == 2 and final["params"] > 200_000
+    assert final["gflops"] > 0 and final["latency_ms"] > 0 and final["train_seconds"] > 0
+
+
+def test_same_seed_same_metrics_exactly(two_runs):
+    (reports_a, final_a), (reports_b, final_b), _ = two_runs
+    for a, b in zip(reports_a, reports_b, strict=True):
+        assert without(a, TIMING | {"state"}) == without(b, TIMING | {"state"})
+    assert without(final_a, TIMING) == without(final_b, TIMING)
+
+
+def test_another_seed_gives_other_metrics(two_runs):
+    (reports_a, _), _, _ = two_runs
+    reports_c, _ = run(digits_config(epochs=1), seed=1)
+    assert reports_c[0]["train_loss"] != reports_a[0]["train_loss"]
+    assert reports_c[0]["val_loss"] != reports_a[0]["val_loss"]
+
+
+def test_resume_from_epoch_one_reproduces_epoch_two(two_runs):
+    (reports, final), _, _ = two_runs
+    resumed_reports, resumed_final = run(digits_config(), seed=0, resume=reports[0]["state"])
+    assert [r["epoch"] for r in resumed_reports] == [2]
+    assert without(resumed_reports[0], TIMING | {"state"}) == without(
+        reports[1], TIMING | {"state"}
+    )
+    assert without(resumed_final, TIMING) == without(final, TIMING)
+
+
+def test_a_diverging_trial_fails_at_once_with_the_reason():
+    config = digits_config(epochs=3, warmup_epochs=0, optimizer={"name": "sgd", "lr": 1e30})
+    reports = []
+    started = time.perf_counter()
+    with pytest.raises(TrialFailed, match=r"non-finite training loss at epoch 1, step \d+"):
+        train_trial(config, 0, reports.append, device="cpu")
+    assert reports == [] and time.perf_counter() - started < 20
+
+
+def test_missing_cifar_fails_the_trial_with_how_to_get_it(tmp_path):
+    config = digits_config()
+    config["dataset"] = {"name": "cifar10", "root": str(tmp_path / "cifar"), "image_size": 32}
+    with pytest.raises(TrialFailed, match="never downloads"):
+        train_trial(config, 0, lambda m: None, device="cpu")
+
+
+def test_fake_data_adamw_step_schedule_label_smoothing_channels_last():
+    config = {
+        "dataset": {"name": "fake", "image_size": 16, "train_samples": 96, "val_samples": 32},
+        "model": {"backbone": "resnet20", "attention": "se"},
+        "train": {
+            "epochs": 2,
+            "batch_size": 32,
+            "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.05},
+            "schedule": "step",
+            "milestones": [1],
+            "gamma": 0.1,
+            "label_smoothing": 0.1,
+            "channels_last": True,
+            "amp": True,  # ignored on the CPU
+        },
+    }
+    reports, final = run(config, seed=0)
+    assert [r["lr"] for r in reports] == pytest.approx([1e-3, 1e-4])
+    assert final["epochs_completed"] == 2 and math.isfinite(final["val_loss"])
+
+
+def test_imagefolder_trial_with_two_classes_uses_top2(tmp_path):
+    from PIL import Image
+
+    for c, name in enumerate(["dark", "light"]):
+        (tmp_path / name).mkdir()
+        for i in range(10):
+            Image.new("RGB", (10, 10), color=(200 * c + i,) * 3).save(tmp_path / name / f"{i}.png")
+    config = digits_config(epochs=1, batch_size=8)
+    config["dataset"] = {"name": "imagefolder", "root": str(tmp_path), "image_size": 16}
+    reports, final = run(config, seed=0)
+    assert final["val_top5_error"] == 0.0  # top-k with k = min(5, 2 classes): always a hit
+
+
+def test_schedules_warm_up_then_decay():
+    cosine = _lr_schedule({"schedule": "cosine", "warmup_epochs": 1}, epochs=3, steps_per_epoch=10)
+    assert cosine(0) == pytest.approx(0.1) and cosine(9) == pytest.approx(1.0)
+    assert cosine(10) == pytest.approx(1.0) and cosine(20) == pytest.approx(0.5)
+    assert 0 < cosine(29) < 0.01
+    step = _lr_schedule({"schedule": "step", "milestones": [1, 2], "gamma": 0.5}, 3, 10)
+    assert [step(s) for s in (0, 9, 10, 19, 20, 29)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
+    assert _lr_schedule({"schedule": "constant"}, 3, 10)(25) == 1.0
