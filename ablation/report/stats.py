@@ -393,11 +393,13 @@ def compare_to_baseline(
         row["t_ci_low"], row["t_ci_high"] = t_ci["ci_low"], t_ci["ci_high"]
         if n >= 2:
             sd = d.std(ddof=1)
-            if sd > 0:
+            # Rounding leaves ~1e-15 of spread on differences that are equal (errors are
+            # multiples of 1/n_val): that is no variance, not a huge effect size.
+            if sd > 1e-9 * max(1.0, abs(float(d.mean()))):
                 res = sps.ttest_1samp(d, 0.0)
                 row["t"], row["p_t"] = float(res.statistic), float(res.pvalue)
                 row["effect_dz"] = float(d.mean() / sd)
-            elif d.mean() == 0:
+            elif abs(float(d.mean())) <= 1e-9:
                 row["t"], row["p_t"] = 0.0, 1.0
             # else: a constant non-zero difference has no sampling distribution to test; p is NaN
         # The exact signed-rank test cannot reach p < 0.05 below 6 pairs; it is shown only where

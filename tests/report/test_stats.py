@@ -108,6 +108,16 @@ def test_not_enough_seeds_is_said_not_guessed():
     assert v["m.std"].isna().all() and v["m.ci_low"].isna().all()
 
 
+def test_equal_differences_up_to_rounding_are_no_variance_not_a_huge_effect():
+    # Errors are multiples of 100/n_val: 22.6 - 20.0 and 23.2 - 20.6 are both 2.6 but differ
+    # by ~3e-15 in floating point. A paired t-test on that is meaningless (d_z ~ 1e15).
+    trials = _frame({"base": np.array([20.0, 20.6]), "x": np.array([22.6, 23.2])})
+    c = stats.summarize(trials, metric="m", baseline="base").comparisons.iloc[0]
+    assert c.mean_diff == pytest.approx(2.6)
+    assert np.isnan(c.p_t) and np.isnan(c.effect_dz)
+    assert c.verdict != stats.WORSE
+
+
 def test_per_variant_t_interval():
     x = np.array([1.0, 2.0, 4.0, 7.0])
     r = stats.t_interval(x)
