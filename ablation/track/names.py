@@ -12,6 +12,10 @@ METRIC = "ablation.metric"
 METRIC_MODE = "ablation.metric_mode"
 GIT_COMMIT = "mlflow.source.git.commit"
 STUDY_ARTIFACT_DIR = "study"
+STUDY_FILE = "ablation.study_file"  # the study file's path as given to `ablation run`
+VERSION_PREFIX = "version."  # version.<package> = installed version (torch, ray, ...)
+TRIALS_TOTAL = "ablation.trials_total"  # trials the study has (grows as a sampler picks)
+OPTUNA_STORAGE = "ablation.optuna_storage"  # where the study's Optuna trials live
 
 # Child run (one per trial).
 PARENT_RUN_ID = "mlflow.parentRunId"
@@ -27,6 +31,7 @@ STATUS_FINISHED = "FINISHED"
 STATUS_STOPPED = "STOPPED"
 STATUS_FAILED = "FAILED"
 STATUS_RUNNING = "RUNNING"
+STATUS_KILLED = "KILLED"  # interrupted (Ctrl-C); rerun when the study is run again
 
 EPOCH_METRICS = (
     "train_loss",

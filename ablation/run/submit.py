@@ -1,0 +1,126 @@
+"""`ablation submit FILE --address http://HEAD:8265`: run a study as a Ray job on a cluster.
+
+The job's entrypoint is `ablation run <file> --tracking-uri ... --address auto` on the head;
+its working dir is a temporary folder holding only the study file (the cluster's image has
+the package installed). MLflow credentials and the Ray auth token travel as the job's
+environment variables, taken from the submitting environment and never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ablation.run import stores
+
+# Passed on to the job when set here.
+FORWARDED_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "RAY_AUTH_TOKEN",
+)
+_ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+def job_tracking_uri(cli: str | None, study_uri: str | None) -> tuple[str, str | None]:
+    """(the URI the job uses, a note or None). A relative SQLite path is made absolute: the job
+    runs in another directory (and a SQLite file must be on a path the head can reach)."""
+    uri = stores.tracking_uri(cli, study_uri)
+    folder = stores.sqlite_dir(uri)
+    if folder is None:
+        return uri, None
+    absolute = f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}"
+    return absolute, (
+        f"note: the job writes to the SQLite store {absolute}: the Ray head must see that "
+        "path (for a cluster, use an MLflow server: --tracking-uri http://...)"
+    )
+
+
+def submit_command(args: argparse.Namespace) -> int:
+    """Submit, print the job id and how to follow it; unless --no-wait, stream its logs until
+    it ends. Exit 0 when the job succeeded (or was submitted, with --no-wait), 1 otherwise,
+    2 for a bad study file."""
+    from ablation.study import StudyError, load_study
+
+    try:
+        study = load_study(args.file)
+    except StudyError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    from ray.job_submission import JobSubmissionClient
+
+    uri, note = job_tracking_uri(args.tracking_uri, study.tracking.uri)
+    if note:
+        print(note)
+    study_file = Path(args.file)
+    command = [
+        "ablation", "run", study_file.name, "--tracking-uri", uri, "--address", "auto",
+    ]  # fmt: skip
+    if args.optuna_storage:
+        command += ["--optuna-storage", args.optuna_storage]
+    env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    env["MLFLOW_TRACKING_URI"] = uri
+    env.setdefault("PYTHONUNBUFFERED", "1")
+
+    client = JobSubmissionClient(args.address)
+    with tempfile.TemporaryDirectory(prefix="ablation-job-") as folder:
+        shutil.copy2(study_file, Path(folder) / study_file.name)
+        job_id = _submit(
+            client,
+            entrypoint=shlex.join(command),
+            runtime_env={"working_dir": folder, "env_vars": env},
+            metadata={"study": study.study},
+        )
+    print(f"submitted study {study.study} as Ray job {job_id}")
+    print(f"  follow: ray job logs --address {args.address} --follow {job_id}")
+    print(f"  status: ablation status {study.study} --tracking-uri {_shown(uri)}")
+    if args.no_wait:
+        return 0
+    status = _stream(client, job_id)
+    print(f"Ray job {job_id}: {status}")
+    return 0 if status == "SUCCEEDED" else 1
+
+
+def _submit(client: object, *, wait: float = 90.0, **job: object) -> str:
+    """Submit, retrying while a freshly started head has no job agent up yet."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return client.submit_job(**job)
+        except RuntimeError as err:
+            if "No available agent" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
+def _stream(client: object, job_id: str, poll: float = 1.0) -> str:
+    """Print the job's log as it grows; returns its final status."""
+    shown = 0
+    while True:
+        status = str(client.get_job_status(job_id).value)
+        logs = client.get_job_logs(job_id)
+        if len(logs) > shown:
+            sys.stdout.write(logs[shown:])
+            sys.stdout.flush()
+            shown = len(logs)
+        if status in _ENDED:
+            return status
+        time.sleep(poll)
+
+
+def _shown(uri: str) -> str:
+    """The URI without a password, for printing."""
+    scheme, sep, rest = uri.partition("://")
+    if sep and "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+    return uri

@@ -1,0 +1,334 @@
+"""The MLflow writer: what the driver records for a study and its trials.
+
+Only the driver process writes (SQLite stores break under concurrent writers, and one writer
+keeps "exactly one child run per trial" easy to hold). Everything goes through `MlflowClient`
+with explicit run ids and batched calls; nothing touches the global `mlflow` run stack, so no
+`MLFLOW_RUN_ID` ever leaks into Ray workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag, ViewType
+from mlflow.tracking import MlflowClient
+
+from ablation.track import names
+
+# MLflow's limits on one log_batch call.
+_MAX_PARAMS_PER_BATCH = 100
+_MAX_METRICS_PER_BATCH = 1000
+_MAX_TAG_CHARS = 5000
+_VERSIONED_PACKAGES = ("ablation", "torch", "torchvision", "ray", "optuna", "mlflow", "numpy")
+
+
+@dataclass(frozen=True)
+class TrialRun:
+    """A trial's child run as found in the store."""
+
+    run_id: str
+    trial_id: str
+    status: str  # the ablation.status tag (FINISHED, STOPPED, FAILED, KILLED, RUNNING)
+    metrics: dict[str, float]
+
+
+def study_hash(path: str | Path) -> str:
+    """The first 16 hex chars of the sha256 of the study file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested plain data as MLflow params: dotted keys, JSON for every non-string leaf."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{dotted}."))
+        else:
+            out[dotted] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The finite-or-not float values of a metrics record (drops strings, dicts, bools)."""
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def git_commit(where: Path) -> str | None:
+    """The HEAD commit of the git checkout holding `where`, or None outside one."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(where), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for package in _VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _default_artifact_location(tracking_uri: str, experiment: str) -> str | None:
+    """For a SQLite store, artifacts beside the database file (not the current directory)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
+    return (db.parent / "mlartifacts" / experiment).as_uri()
+
+
+class StudyWriter:
+    """Writes one study: its experiment, its parent run, one child run per trial."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri)
+        self.experiment_id: str | None = None
+        self.parent_run_id: str | None = None
+
+    # -- the study ---------------------------------------------------------------------------
+
+    def open_study(
+        self,
+        study: Any,
+        study_file: str | Path,
+        *,
+        optuna_storage: str | None = None,
+    ) -> tuple[str, bool]:
+        """Find (to continue) or create the study's parent run; returns (run id, resumed)."""
+        name = study.study
+        experiment = self.client.get_experiment_by_name(name)
+        if experiment is None:
+            self.experiment_id = self.client.create_experiment(
+                name, artifact_location=_default_artifact_location(self.tracking_uri, name)
+            )
+        else:
+            self.experiment_id = experiment.experiment_id
+            if experiment.lifecycle_stage == "deleted":
+                self.client.restore_experiment(self.experiment_id)
+
+        digest = study_hash(study_file)
+        parents = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{names.ROLE}` = '{names.ROLE_STUDY}'",
+            order_by=["attributes.start_time DESC"],
+        )
+        # Prefer the parent of this exact file; else the study's latest parent (the file was
+        # edited: its trials keep their ids wherever the edit did not change them).
+        same = [r for r in parents if r.data.tags.get(names.STUDY_HASH) == digest]
+        parent = (same or parents or [None])[0]
+        tags = self._study_tags(study, study_file, digest, optuna_storage)
+        if parent is None:
+            run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+            self.parent_run_id = run.info.run_id
+            resumed = False
+        else:
+            self.parent_run_id = parent.info.run_id
+            self.client.update_run(self.parent_run_id, status="RUNNING")
+            self.client.log_batch(self.parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+            resumed = True
+        if not resumed or parent.data.tags.get(names.STUDY_HASH) != digest:
+            self.client.log_artifact(
+                self.parent_run_id, str(study_file), artifact_path=names.STUDY_ARTIFACT_DIR
+            )
+        return self.parent_run_id, resumed
+
+    def _study_tags(
+        self, study: Any, study_file: str | Path, digest: str, optuna_storage: str | None
+    ) -> dict[str, str]:
+        tags = {
+            names.ROLE: names.ROLE_STUDY,
+            names.STUDY_HASH: digest,
+            names.DESIGN: study.design,
+            names.BASELINE: study.baseline or "",
+            names.METRIC: study.metric.name,
+            names.METRIC_MODE: study.metric.mode,
+            names.STUDY_FILE: str(study_file),
+            "mlflow.note.content": study.description or "",
+        }
+        if optuna_storage:
+            tags[names.OPTUNA_STORAGE] = _redact(optuna_storage)
+        commit = git_commit(Path(__file__).resolve().parent)
+        if commit:
+            tags[names.GIT_COMMIT] = commit
+        for package, version in package_versions().items():
+            tags[f"{names.VERSION_PREFIX}{package}"] = version
+        return tags
+
+    def set_total(self, total: int) -> None:
+        """How many trials the study has (read by `ablation status` for "left")."""
+        self.client.set_tag(self.parent_run_id, names.TRIALS_TOTAL, str(total))
+
+    def close_study(self, status: str) -> None:
+        """Mark the parent run FINISHED, FAILED or KILLED."""
+        if self.parent_run_id:
+            self.client.set_terminated(self.parent_run_id, status=status)
+
+    # -- the trials --------------------------------------------------------------------------
+
+    def trial_runs(self) -> dict[str, list[TrialRun]]:
+        """The parent's live child runs, by trial id (normally one each)."""
+        runs: dict[str, list[TrialRun]] = {}
+        for run in self._search(
+            [self.experiment_id], f"tags.`{names.PARENT_RUN_ID}` = '{self.parent_run_id}'"
+        ):
+            trial_id = run.data.tags.get(names.TRIAL_ID)
+            if trial_id:
+                runs.setdefault(trial_id, []).append(_trial_run(run))
+        return runs
+
+    def find_finished_elsewhere(self, trial_ids: Iterable[str]) -> dict[str, TrialRun]:
+        """For each trial id, a FINISHED child run of another study in this store, if any."""
+        experiments = [e.experiment_id for e in self.client.search_experiments()]
+        found: dict[str, TrialRun] = {}
+        for trial_id in trial_ids:
+            for run in self._search(
+                experiments,
+                f"tags.`{names.TRIAL_ID}` = '{trial_id}' "
+                f"and tags.`{names.STATUS}` = '{names.STATUS_FINISHED}'",
+                max_results=5,
+            ):
+                if run.data.tags.get(names.PARENT_RUN_ID) != self.parent_run_id:
+                    found[trial_id] = _trial_run(run)
+                    break
+        return found
+
+    def start_trial(self, spec: Any, *, extra_tags: Mapping[str, str] | None = None) -> str:
+        """Create the trial's child run (RUNNING) with its params and tags; returns its id."""
+        tags = {
+            names.PARENT_RUN_ID: self.parent_run_id,
+            names.ROLE: names.ROLE_TRIAL,
+            names.TRIAL_ID: spec.trial_id,
+            names.VARIANT: spec.variant,
+            names.SEED: str(spec.seed),
+            names.STATUS: names.STATUS_RUNNING,
+            **{f"{names.FACTOR_PREFIX}{k}": json.dumps(v) for k, v in spec.levels.items()},
+            **(extra_tags or {}),
+        }
+        run = self.client.create_run(
+            self.experiment_id, run_name=names.run_name(spec.variant, spec.seed), tags=tags
+        )
+        params = [Param(k, v) for k, v in flatten(spec.config).items()]
+        params.append(Param("seed", str(spec.seed)))
+        for i in range(0, len(params), _MAX_PARAMS_PER_BATCH):
+            self.client.log_batch(run.info.run_id, params=params[i : i + _MAX_PARAMS_PER_BATCH])
+        return run.info.run_id
+
+    def log_epoch(self, run_id: str, metrics: Mapping[str, Any], epoch: int) -> None:
+        """One epoch's metrics, as one batch, at step = epoch."""
+        now = int(time.time() * 1000)
+        values = numeric(metrics)
+        values.pop("epoch", None)
+        self._log_metrics(run_id, values, epoch, now)
+
+    def finish_trial(
+        self,
+        run_id: str,
+        final: Mapping[str, Any],
+        *,
+        status: str,
+        epoch: int,
+        error: str | None = None,
+    ) -> None:
+        """Final metrics at step = last epoch, the ablation.status tag, and the run's end.
+
+        `status` is FINISHED, STOPPED (early-stopped: a normal end, MLflow FINISHED), FAILED
+        or KILLED; MLflow's own run status follows.
+        """
+        now = int(time.time() * 1000)
+        values = {k: v for k, v in numeric(final).items() if k in names.FINAL_METRICS}
+        values["epochs_completed"] = float(epoch)
+        self._log_metrics(run_id, values, epoch, now)
+        tags = [RunTag(names.STATUS, status)]
+        if error:
+            tags.append(RunTag(names.ERROR, error[-_MAX_TAG_CHARS:]))
+        self.client.log_batch(run_id, tags=tags)
+        mlflow_status = {
+            names.STATUS_FINISHED: "FINISHED",
+            names.STATUS_STOPPED: "FINISHED",
+            names.STATUS_FAILED: "FAILED",
+        }.get(status, "KILLED")
+        self.client.set_terminated(run_id, status=mlflow_status)
+
+    def discard(self, run_id: str) -> None:
+        """Delete a stale child run (left RUNNING, KILLED or FAILED by an earlier driver)."""
+        self.client.delete_run(run_id)
+
+    def copy_reused(self, spec: Any, source: TrialRun) -> str:
+        """A FINISHED child run copied from another study's run of the same trial id."""
+        run_id = self.start_trial(spec, extra_tags={names.REUSED_FROM: source.run_id})
+        metrics: list[Metric] = []
+        for key in self.client.get_run(source.run_id).data.metrics:
+            metrics.extend(
+                Metric(key, m.value, m.timestamp, m.step)
+                for m in self.client.get_metric_history(source.run_id, key)
+            )
+        for i in range(0, len(metrics), _MAX_METRICS_PER_BATCH):
+            self.client.log_batch(run_id, metrics=metrics[i : i + _MAX_METRICS_PER_BATCH])
+        self.client.log_batch(run_id, tags=[RunTag(names.STATUS, names.STATUS_FINISHED)])
+        self.client.set_terminated(run_id, status="FINISHED")
+        return run_id
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _log_metrics(self, run_id: str, values: Mapping[str, float], step: int, ts: int) -> None:
+        metrics = [Metric(k, v, ts, step) for k, v in values.items()]
+        for i in range(0, len(metrics), _MAX_METRICS_PER_BATCH):
+            self.client.log_batch(run_id, metrics=metrics[i : i + _MAX_METRICS_PER_BATCH])
+
+    def _search(self, experiment_ids: list[str], filter_string: str, max_results: int = 1000):
+        token = None
+        while True:
+            page = self.client.search_runs(
+                experiment_ids,
+                filter_string=filter_string,
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=max_results,
+                page_token=token,
+            )
+            yield from page
+            token = page.token
+            if not token or max_results < 1000:
+                return
+
+
+def _trial_run(run: Any) -> TrialRun:
+    tags = run.data.tags
+    return TrialRun(
+        run_id=run.info.run_id,
+        trial_id=tags.get(names.TRIAL_ID, ""),
+        status=tags.get(names.STATUS, names.STATUS_RUNNING),
+        metrics=dict(run.data.metrics),
+    )
+
+
+def _redact(url: str) -> str:
+    """A storage URL without its password (scheme://user:secret@host -> scheme://user:***@host)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url
