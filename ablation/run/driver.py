@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -120,14 +121,14 @@ def run_command(args: argparse.Namespace) -> int:
             study=study,
         )
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue the study with: ablation run {_resume_args(args)}")
+        print(f"\ninterrupted; continue the study with: {_resume_command(args)}")
         return 1
     _finish(args, result)
     return result.exit_code
 
 
-def _resume_args(args: argparse.Namespace) -> str:
-    parts = [args.file]
+def _resume_command(args: argparse.Namespace) -> str:
+    parts = [_ablation_command(), "run", args.file]
     for flag, value in (
         ("--tracking-uri", args.tracking_uri),
         ("--address", args.address),
@@ -153,12 +154,12 @@ def _finish(args: argparse.Namespace, result: RunResult) -> None:
             reason = (t.error or "").strip().splitlines()[-1:] or [""]
             print(f"  FAILED {names.run_name(t.variant, t.seed)}: {reason[0][:300]}")
     if result.interrupted:
-        print(f"interrupted; continue the study with: ablation run {_resume_args(args)}")
+        print(f"interrupted; continue the study with: {_resume_command(args)}")
     else:
         summary = _publish_report(result.tracking_uri, result.study)
         if summary:
             print(summary)
-    print(f"MLflow UI: mlflow ui --backend-store-uri {_ui_uri(result.tracking_uri)}")
+    print(f"MLflow UI: {_ablation_command()} ui --tracking-uri {_ui_uri(result.tracking_uri)}")
 
 
 def _publish_report(tracking_uri: str, study: str) -> str | None:
@@ -175,6 +176,15 @@ def _publish_report(tracking_uri: str, study: str) -> str | None:
             file=sys.stderr,
         )
         return None
+
+
+def _ablation_command() -> str:
+    """`ablation` where the shell finds this one, else its path (a venv that is not activated)."""
+    here = Path(sys.executable).parent / "ablation"
+    found = shutil.which("ablation")
+    if found and here.exists() and Path(found).resolve() == here.resolve():
+        return "ablation"
+    return str(here) if here.exists() else "ablation"
 
 
 def _ui_uri(uri: str) -> str:
@@ -215,6 +225,9 @@ def run_study(
     session = _start_ray(address, log_path)
     print(f"Ray output: {log_path}" + (f" and {session}/logs" if session else ""), file=out)
 
+    # Creating a new store's tables is worth a line in the log file, not two on the terminal.
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     writer = StudyWriter(uri)
     parent_run_id, resumed = writer.open_study(study, study_path, optuna_storage=storage)
     space = factor_space(study) if study.factors else {}

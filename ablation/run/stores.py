@@ -12,6 +12,7 @@ from pathlib import Path
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 OPTUNA_FILE = "optuna.db"
 RESULTS_DIR = "ray_results"
+OPTUNA_STORAGE_ENV = "ABLATION_OPTUNA_STORAGE"
 
 
 def tracking_uri(cli: str | None, study_uri: str | None) -> str:
@@ -29,10 +30,13 @@ def sqlite_dir(uri: str) -> Path | None:
 def optuna_storage(
     tracking: str, cli: str | None, study_storage: str | None
 ) -> tuple[str, str | None]:
-    """(storage URL, a note to print or None): --optuna-storage, search.storage, else beside
-    the MLflow store; for a store that is no SQLite file, a local `optuna.db`, with a note."""
-    if cli or study_storage:
-        return cli or study_storage, None
+    """(storage URL, a note to print or None): --optuna-storage, search.storage, the
+    ABLATION_OPTUNA_STORAGE environment variable (how `submit` and the cluster image pass it,
+    keeping its password off command lines), else beside the MLflow store; for a store that is
+    no SQLite file, a local `optuna.db`, with a note."""
+    chosen = cli or study_storage or os.environ.get(OPTUNA_STORAGE_ENV)
+    if chosen:
+        return chosen, None
     folder = sqlite_dir(tracking)
     if folder is not None:
         return f"sqlite:///{folder / OPTUNA_FILE}", None

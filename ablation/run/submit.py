@@ -2,8 +2,9 @@
 
 The job's entrypoint is `ablation run <file> --tracking-uri ... --address auto` on the head;
 its working dir is a temporary folder holding only the study file (the cluster's image has
-the package installed). MLflow credentials and the Ray auth token travel as the job's
-environment variables, taken from the submitting environment and never printed.
+the package installed). MLflow credentials, the Optuna storage URL and the Ray auth token
+travel as the job's environment variables, taken from the submitting environment and never
+printed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ FORWARDED_ENV = (
     "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_TRACKING_TOKEN",
     "RAY_AUTH_TOKEN",
+    stores.OPTUNA_STORAGE_ENV,
 )
 _ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
 
@@ -65,9 +67,9 @@ def submit_command(args: argparse.Namespace) -> int:
     command = [
         "ablation", "run", study_file.name, "--tracking-uri", uri, "--address", "auto",
     ]  # fmt: skip
-    if args.optuna_storage:
-        command += ["--optuna-storage", args.optuna_storage]
     env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
+    if args.optuna_storage:  # in the job's environment, not its command line (a password)
+        env[stores.OPTUNA_STORAGE_ENV] = args.optuna_storage
     env["MLFLOW_TRACKING_URI"] = uri
     env.setdefault("PYTHONUNBUFFERED", "1")
 
