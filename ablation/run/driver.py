@@ -526,6 +526,11 @@ def _start_ray(address: str | None, log_file: Path) -> Path | None:
             # A fresh local cluster with token auth: give it a token of its own, so Ray does
             # not write one into ~/.ray (Ray turns token mode on, RAY_AUTH_MODE being unset).
             os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        # Ray caches the token it first read in this process; a process that starts or joins
+        # a second cluster (a notebook, a test session) must read the current one.
+        from ray._raylet import AuthenticationTokenLoader
+
+        AuthenticationTokenLoader.instance().reset_cache()
         options: dict[str, Any] = {}
         if address is None:
             options["include_dashboard"] = False
