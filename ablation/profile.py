@@ -3,8 +3,9 @@
 Counting rule: FLOPs are counted by torch.utils.flop_counter.FlopCounterMode, which counts
 matrix products and convolutions (2 FLOPs per multiply-add) and nothing else (no pooling,
 activations, elementwise products or normalisation). We halve its count, so one multiply-add
-= 1 FLOP, the convention of the CBAM paper's table, and report per image. The paper used its
-own counter, so our numbers are ours, not the paper's.
+= 1 FLOP, the convention of the CBAM paper's table, and report per image. CBAM is counted
+through its reference composition (the equations), not the fast path, which pools with matrix
+products. The paper used its own counter, so our numbers are ours, not the paper's.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from ablation.attention.cbam import reference_path
 
 FLOPS_RULE = (
     "one multiply-add = 1 FLOP, per image; convolutions and matrix products only "
@@ -47,7 +50,7 @@ def profile_model(
     try:
         with torch.inference_mode():
             counter = FlopCounterMode(display=False)
-            with counter:
+            with counter, reference_path():
                 model(x)
             gflops = counter.get_total_flops() / 2 / input_shape[0] / 1e9
             for _ in range(WARMUP):

@@ -15,11 +15,15 @@ paper's spatial-first and parallel arrangements, and either gate alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from ablation.attention.fused import cbam_forward
 
 CHANNEL_POOLS = ("avg", "max", "lp", "lse")
 SPATIAL_POOLS = ("avg", "max")
@@ -101,6 +105,20 @@ class SpatialGate(nn.Module):
         return torch.sigmoid(self.norm(self.conv(maps)))  # (B, 1, H, W), broadcast over C
 
 
+_REFERENCE = contextvars.ContextVar("cbam_reference_path", default=False)
+
+
+@contextlib.contextmanager
+def reference_path() -> Iterator[None]:
+    """Run every CBAM through `reference_forward` inside the block: FLOP counts then follow the
+    equations, not the fast path's implementation (which pools with matrix products)."""
+    token = _REFERENCE.set(True)
+    try:
+        yield
+    finally:
+        _REFERENCE.reset(token)
+
+
 class CBAM(nn.Module):
     """Convolutional Block Attention Module: a channel gate and a spatial gate, eq. (1)."""
 
@@ -144,6 +162,14 @@ class CBAM(nn.Module):
         )
 
     def forward(self, f: Tensor) -> Tensor:
+        # The fast path (fused.py): the same equations, with the memory-bound pooling and
+        # gating in one autograd function; `reference_forward` is the readable composition.
+        if _REFERENCE.get():
+            return self.reference_forward(f)
+        return cbam_forward(self, f)
+
+    def reference_forward(self, f: Tensor) -> Tensor:
+        """Eq. (1) composed from the gate modules with plain autograd (the fast path's check)."""
         gates = [self.channel_gate, self.spatial_gate]
         if self.order == "spatial-first":
             gates.reverse()

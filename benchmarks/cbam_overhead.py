@@ -1,0 +1,219 @@
+"""Wall-clock cost of CBAM: plain ResNet vs ResNet + CBAM (fused, eager, timm), side by side.
+
+    .venv/bin/python benchmarks/cbam_overhead.py            # everything, ~10 min on 2 threads
+    .venv/bin/python benchmarks/cbam_overhead.py --only blocks --steps 20
+
+CBAM goes where the project puts it: after the last BN of every residual branch, before the
+addition (`ablation.models.resnet.insert_attention`). Variants:
+
+- plain:  torchvision ResNet-50 (or the CIFAR ResNet-20), no attention;
+- fused:  the project's `CBAM` run through `ablation.attention.fused.cbam_forward`;
+- eager:  the same module, its gates composed with plain autograd (`f * gate(f)`);
+- timm:   `timm.layers.CbamModule` (benchmark-only extra `bench`).
+
+All variants are timed in one process, interleaved round by round (the order rotates every
+round) so that load from other users of the machine hits them alike; the tables show the
+median of the rounds and the overhead over plain, both as a ratio of medians and as the
+median of the per-round ratios (paired, robust to drift). No compiler is involved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+
+from ablation.attention import CBAM
+from ablation.attention.fused import cbam_forward
+from ablation.models.cifar_resnet import CifarResNet
+from ablation.models.resnet import insert_attention
+
+
+class FusedCBAM(CBAM):
+    """The project's CBAM through the fused path."""
+
+    def forward(self, f: Tensor) -> Tensor:
+        return cbam_forward(self, f)
+
+
+class EagerCBAM(CBAM):
+    """The project's CBAM, gates composed with plain autograd (the straightforward way)."""
+
+    def forward(self, f: Tensor) -> Tensor:
+        gates = [self.channel_gate, self.spatial_gate]
+        if self.order == "spatial-first":
+            gates.reverse()
+        for gate in gates:
+            if gate is not None:
+                f = f * gate(f)
+        return f
+
+
+def _timm_cbam(channels: int) -> nn.Module:
+    from timm.layers.cbam import CbamModule  # the `bench` extra
+
+    return CbamModule(channels)
+
+
+ATTENTIONS: dict[str, Callable[[int], nn.Module] | None] = {
+    "plain": None,
+    "fused": FusedCBAM,
+    "eager": EagerCBAM,
+    "timm": _timm_cbam,
+}
+
+
+def build(backbone: str, attention: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50() if backbone == "resnet50" else CifarResNet(20)
+    make = ATTENTIONS[attention]
+    if make is not None:
+        insert_attention(model, make)
+    return model
+
+
+def interleaved(tasks: dict[str, Callable[[], None]], steps: int, warmup: int) -> dict:
+    """Per task, (wall, process CPU) seconds per call: `steps` rounds, each task once per
+    round, in an order that rotates every round."""
+    for fn in tasks.values():
+        for _ in range(warmup):
+            fn()
+    names = list(tasks)
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for r in range(steps):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            tasks[name]()
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return times
+
+
+def report(title: str, times: dict[str, list[tuple[float, float]]], base: str) -> None:
+    """Medians and overheads over `base`: wall-clock (ratio of medians, and the median of
+    the per-round ratios), and process CPU time (less sensitive to other users' load)."""
+    wall = {name: [w for w, _ in ts] for name, ts in times.items()}
+    cpu = {name: [c for _, c in ts] for name, ts in times.items()}
+    med = {name: statistics.median(ts) for name, ts in wall.items()}
+    med_cpu = {name: statistics.median(ts) for name, ts in cpu.items()}
+    print(f"\n{title}")
+    print("| variant | wall ms (median) | overhead | paired overhead | CPU ms | CPU overhead |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in times:
+        if name == base:
+            cells = ("-", "-", "-")
+        else:
+            paired = statistics.median(
+                t / b - 1 for t, b in zip(wall[name], wall[base], strict=True)
+            )
+            cells = (
+                f"{med[name] / med[base] - 1:+.1%}",
+                f"{paired:+.1%}",
+                f"{med_cpu[name] / med_cpu[base] - 1:+.1%}",
+            )
+        print(
+            f"| {name} | {med[name] * 1e3:.1f} | {cells[0]} | {cells[1]} "
+            f"| {med_cpu[name] * 1e3:.1f} | {cells[2]} |"
+        )
+
+
+def bench_models(backbone: str, batch: int, size: int, classes: int, args) -> None:
+    models = {name: build(backbone, name) for name in args.variants}
+    x = torch.randn(batch, 3, size, size)
+    target = torch.randint(0, classes, (batch,))
+    if args.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+        for m in models.values():
+            m.to(memory_format=torch.channels_last)
+
+    def train_step(model: nn.Module, opt: torch.optim.Optimizer) -> Callable[[], None]:
+        def step() -> None:
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), target).backward()
+            opt.step()
+
+        return step
+
+    def infer(model: nn.Module) -> Callable[[], None]:
+        def step() -> None:
+            with torch.inference_mode():
+                model(x)
+
+        return step
+
+    for m in models.values():
+        m.train()
+    opts = {n: torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9) for n, m in models.items()}
+    tasks = {n: train_step(m, opts[n]) for n, m in models.items()}
+    times = interleaved(tasks, args.steps, args.warmup)
+    shape = f"batch {batch} at {size}x{size}"
+    report(f"{backbone}, train step (forward+backward+SGD), {shape}", times, "plain")
+    for m in models.values():
+        m.eval()
+    times = interleaved({n: infer(m) for n, m in models.items()}, args.steps, args.warmup)
+    report(f"{backbone}, inference (eval, inference_mode), {shape}", times, "plain")
+
+
+def bench_blocks(args) -> None:
+    print("\nblock level: forward+backward of one CBAM, batch 8 (ms, median)")
+    names = [n for n in args.variants if n != "plain"]
+    print("| shape | " + " | ".join(names) + " | fused / timm |")
+    print("|---|" + "---:|" * (len(names) + 1))
+    for c, hw in ((256, 56), (512, 28), (1024, 14), (2048, 7)):
+        x = torch.randn(8, c, hw, hw)
+        if args.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        dy = torch.randn_like(x)
+        tasks = {}
+        for name in names:
+            torch.manual_seed(0)
+            module = ATTENTIONS[name](c).train()
+            xg = x.clone().requires_grad_()
+
+            def step(module: nn.Module = module, xg: Tensor = xg, dy: Tensor = dy) -> None:
+                module(xg).backward(dy)
+                xg.grad = None
+
+            tasks[name] = step
+        times = interleaved(tasks, args.steps, args.warmup)
+        med = {n: statistics.median(w for w, _ in ts) * 1e3 for n, ts in times.items()}
+        ratio = f"{med['fused'] / med['timm']:.2f}" if {"fused", "timm"} <= set(med) else "-"
+        cells = " | ".join(f"{med[n]:.2f}" for n in names)
+        print(f"| {c}x{hw}x{hw} | {cells} | {ratio} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=9, help="timed rounds per table")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=8, help="ResNet-50 batch (224x224)")
+    parser.add_argument("--cifar-batch", type=int, default=128, help="ResNet-20 batch (32x32)")
+    parser.add_argument("--only", choices=("resnet50", "cifar", "blocks"), action="append")
+    parser.add_argument("--variants", nargs="+", default=list(ATTENTIONS), choices=ATTENTIONS)
+    parser.add_argument("--channels-last", action="store_true")
+    args = parser.parse_args()
+    if "plain" not in args.variants:
+        args.variants.insert(0, "plain")
+    torch.set_num_threads(args.threads)
+    only = set(args.only or ("resnet50", "cifar", "blocks"))
+    fmt = "channels_last" if args.channels_last else "NCHW"
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {fmt}, "
+        f"{args.steps} interleaved rounds after {args.warmup} warm-up"
+    )
+    if "resnet50" in only:
+        bench_models("resnet50", args.batch, 224, 1000, args)
+    if "cifar" in only:
+        bench_models("resnet20", args.cifar_batch, 32, 10, args)
+    if "blocks" in only:
+        bench_blocks(args)
+
+
+if __name__ == "__main__":
+    main()
