@@ -92,16 +92,10 @@ class RunResult:
 
 def run_command(args: argparse.Namespace) -> int:
     """`ablation run FILE [--dry-run] ...`: exit 0 done, 1 a trial failed, 2 bad input."""
-    from ablation.study import StudyError, load_study
+    from ablation.study import load_for_command
 
-    try:
-        study = load_study(args.file)
-    except StudyError as err:
-        for problem in err.problems:
-            print(problem, file=sys.stderr)
-        return 2
-    except OSError as err:
-        print(f"{args.file}: cannot read: {err.strerror or err}", file=sys.stderr)
+    study = load_for_command(args.file)
+    if study is None:
         return 2
     if args.dry_run:
         from ablation.study import format_trial_table, trial_table

@@ -50,13 +50,10 @@ def submit_command(args: argparse.Namespace) -> int:
     """Submit, print the job id and how to follow it; unless --no-wait, stream its logs until
     it ends. Exit 0 when the job succeeded (or was submitted, with --no-wait), 1 otherwise,
     2 for a bad study file."""
-    from ablation.study import StudyError, load_study
+    from ablation.study import load_for_command
 
-    try:
-        study = load_study(args.file)
-    except StudyError as err:
-        for problem in err.problems:
-            print(problem, file=sys.stderr)
+    study = load_for_command(args.file)
+    if study is None:
         return 2
     from ray.job_submission import JobSubmissionClient
 

@@ -23,7 +23,14 @@ from ablation.study.design import (
     named_variants,
     variant_from_levels,
 )
-from ablation.study.load import Problem, StudyError, load_study, parse_study, validate_files
+from ablation.study.load import (
+    Problem,
+    StudyError,
+    load_for_command,
+    load_study,
+    parse_study,
+    validate_files,
+)
 from ablation.study.schema import Study
 from ablation.study.trials import TrialSpec, Variant, code_version, trial_id, trials_for_variant
 
@@ -44,6 +51,7 @@ __all__ = [
     "fractional_design",
     "level_label",
     "levels_from_labels",
+    "load_for_command",
     "load_study",
     "named_variants",
     "parse_study",

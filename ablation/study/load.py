@@ -248,6 +248,17 @@ def load_study(path: str | os.PathLike[str]) -> Study:
     return parse_study(text, file)
 
 
+def load_for_command(path: str | os.PathLike[str]) -> Study | None:
+    """The checked Study for a command (`run`, `submit`), or None after printing its problems
+    to stderr, one `FILE:LINE: key.path: message` line each (the caller then exits 2)."""
+    try:
+        return load_study(path)
+    except StudyError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
 def _check(data: dict[str, Any], problems: _Problems) -> Study | None:
     study: Study | None = None
     try:
