@@ -130,18 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _ui(args: argparse.Namespace) -> int:
     uri = args.tracking_uri or default_tracking_uri()
-    cmd = [
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        uri,
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-    ]
-    print(" ".join(cmd), flush=True)
-    os.execvp(cmd[0], cmd)
+    # This interpreter's mlflow: the venv's, whether or not the venv is activated.
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    cmd += ["--host", args.host, "--port", str(args.port)]
+    print(" ".join(cmd[1:]), flush=True)
+    os.execv(cmd[0], cmd)
     return 0  # not reached
 
 
