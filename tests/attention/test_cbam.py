@@ -218,3 +218,11 @@ def test_knobs_are_normalised_to_tuples_with_defaults():
         "gates": ("spatial", "channel"),
         "spatial_norm": False,
     }
+
+
+def test_spatial_norm_starts_like_the_official_code_with_the_gate_half_open():
+    # The official code zeroes the spatial BatchNorm's scale: Ms(F) = sigmoid(0) = 0.5 at start.
+    cbam = CBAM(16, gates=("spatial",), spatial_norm=True)
+    assert torch.equal(cbam.spatial_gate.norm.weight, torch.zeros(1))
+    f = torch.randn(2, 16, 6, 6)
+    torch.testing.assert_close(cbam(f), f / 2)
