@@ -150,3 +150,31 @@ def test_dry_run_prints_the_trials_and_bad_files_exit_2(tmp_path, capsys):
     assert main(["run", str(bad), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:" in err and "model.backbone" in err
+
+
+def test_asha_stops_a_clearly_worse_trial_and_records_it_stopped(tmp_path):
+    # One trial at a time, the well-tuned one first: at the first rung the starved learning
+    # rates fall below ASHA's cut-off (the rung's median at reduction factor 2) and stop.
+    path = write_study(
+        tmp_path,
+        "asha",
+        train={"epochs": 3, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05}},
+        factors={"train.optimizer.lr": [0.05, 0.00001, 0.000001]},
+        seeds=[0],
+        early_stopping={"scheduler": "asha", "grace_epochs": 1, "reduction_factor": 2},
+        resources={"cpus_per_trial": 1, "max_concurrent": 1, "max_retries": 0},
+    )
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = run_study(path, tracking_uri=uri)
+    assert result.exit_code == 0
+    _, children = _children(MlflowClient(uri), "asha")
+    by_lr = {float(r.data.params["train.optimizer.lr"]): r for r in children}
+    assert len(by_lr) == 3
+    best = by_lr[0.05]
+    assert best.data.tags[names.STATUS] == names.STATUS_FINISHED
+    assert best.data.metrics["epochs_completed"] == 3
+    stopped = [r for r in children if r.data.tags[names.STATUS] == names.STATUS_STOPPED]
+    assert stopped, {lr: r.data.tags[names.STATUS] for lr, r in by_lr.items()}
+    for run in stopped:
+        assert run.data.metrics["epochs_completed"] < 3
+        assert run.info.status != "RUNNING"
