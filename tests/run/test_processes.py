@@ -194,3 +194,37 @@ def test_submit_runs_the_study_as_a_ray_job(ray_head, tmp_path):
     runs = _trial_runs(uri, "submitted")
     assert len(runs) == 2
     assert all(r.data.tags[names.STATUS] == names.STATUS_FINISHED for r in runs)
+
+
+def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_rerun_completes(ray_head, tmp_path):
+    path = write_study(
+        tmp_path,
+        "interrupted",
+        train={"epochs": 3, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.05}},
+        seeds=[0],
+        resources={"cpus_per_trial": 1, "max_concurrent": 1, "max_retries": 0},
+    )
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["run", str(path), "--tracking-uri", uri, "--address", ray_head["gcs"]]
+    MlflowClient(uri).search_experiments()
+    first = _ablation(*args, env=ray_head["env"])
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and first.poll() is None:
+        if any(r.info.status == "RUNNING" for r in _trial_runs(uri, "interrupted")):
+            break
+        time.sleep(0.3)
+    assert first.poll() is None, first.communicate()[0]
+    first.send_signal(signal.SIGINT)
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == 1, out
+    assert "continue the study with:" in out and f"run {path}" in out, out
+    interrupted = _trial_runs(uri, "interrupted")
+    assert interrupted and all(r.info.status != "RUNNING" for r in interrupted)
+
+    second = _ablation(*args, env=ray_head["env"])
+    out, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, out
+    after = _trial_runs(uri, "interrupted")
+    ids = [r.data.tags[names.TRIAL_ID] for r in after]
+    assert len(after) == 2 and len(set(ids)) == 2, out
+    assert all(r.data.tags[names.STATUS] == names.STATUS_FINISHED for r in after)
