@@ -300,10 +300,15 @@ def test_no_gate_is_identity_and_bad_knobs_are_refused():
         fused_cbam(x, mlp=None, spatial_conv_weight=torch.ones(1, 1, 3, 3), spatial_pool=("lp",))
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 3136), (2, 5, 400), (3, 7, 257), (2, 300, 6), (1, 4, 49)])
+@pytest.mark.parametrize(
+    "shape",
+    [(2, 3, 3136), (2, 5, 400), (3, 7, 257), (2, 300, 6), (1, 4, 49)]
+    + [(2, 128, 49), (2, 96, 196), (1, 48, 256), (2, 40, 100)],
+)
 @pytest.mark.parametrize("dim", [1, 2])
 def test_max_with_index_is_torch_max(shape, dim):
-    # The two-step max (long rows) and the pooling kernel (outer dim) against aten's max.
+    # The two-step max (long rows), the blocked transposed max (short rows, rows divisible
+    # by 16) and the pooling kernel (outer dim) against aten's max.
     v = torch.randn(*shape, generator=torch.Generator().manual_seed(6))
     values, index = _max(v, dim, with_index=True)
     expected = v.max(dim)
