@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -361,18 +360,12 @@ def log_dashboard(tracking_uri: str, run_id: str, page: str) -> None:
 
 def dashboard_command(args: argparse.Namespace) -> int:
     """`ablation dashboard STUDY [-o DIR]`: write DIR/dashboard.html and log it on the study run."""
-    from ablation.cli import default_tracking_uri
-    from ablation.report import StudyNotFound, study_summary
+    from ablation.report import summary_for_command
 
-    uri = args.tracking_uri or default_tracking_uri()
-    try:
-        summary, runs = study_summary(uri, args.study)
-    except StudyNotFound as err:
-        print(f"ablation dashboard: {err} ({uri})", file=sys.stderr)
-        return 2
-    if summary.values.empty:
-        print(f"ablation dashboard: study {args.study!r} has no trial runs yet", file=sys.stderr)
-        return 1
+    found = summary_for_command(args, "dashboard")
+    if isinstance(found, int):
+        return found
+    uri, summary, runs = found
     page = render_dashboard(summary, runs)
     path = Path(args.output_dir or ".") / DASHBOARD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

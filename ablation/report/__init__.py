@@ -25,6 +25,7 @@ __all__ = [
     "report_command",
     "study_summary",
     "summarize",
+    "summary_for_command",
     "summary_of_runs",
 ]
 
@@ -57,19 +58,31 @@ def study_summary(tracking_uri: str, study_name: str) -> tuple[Summary, StudyRun
     return summary_of_runs(runs), runs
 
 
-def report_command(args: argparse.Namespace) -> int:
-    """`ablation report STUDY [--format F] [-o FILE]`: print or write the summary."""
+def summary_for_command(
+    args: argparse.Namespace, command: str
+) -> tuple[str, Summary, StudyRuns] | int:
+    """(tracking URI, summary, runs) of `args.study` for `ablation report`/`dashboard`, or
+    the exit code after saying why not: 2 no such study, 1 no trial runs yet."""
     from ablation.cli import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
     try:
-        summary, _ = study_summary(uri, args.study)
+        summary, runs = study_summary(uri, args.study)
     except StudyNotFound as err:
-        print(f"ablation report: {err} ({uri})", file=sys.stderr)
+        print(f"ablation {command}: {err} ({uri})", file=sys.stderr)
         return 2
     if summary.values.empty:
-        print(f"ablation report: study {args.study!r} has no trial runs yet", file=sys.stderr)
+        print(f"ablation {command}: study {args.study!r} has no trial runs yet", file=sys.stderr)
         return 1
+    return uri, summary, runs
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """`ablation report STUDY [--format F] [-o FILE]`: print or write the summary."""
+    found = summary_for_command(args, "report")
+    if isinstance(found, int):
+        return found
+    _, summary, _ = found
     data = render(summary, args.format)
     if args.output:
         path = Path(args.output)
