@@ -207,3 +207,62 @@ def torch_single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# --- a real `mlflow server` process (report/dashboard and production-path tests) ---------------
+
+
+@pytest.fixture
+def start_mlflow_server(tmp_path):
+    """Start a real `mlflow server` on a backend store URI with proxied artifacts in tmp_path;
+    returns its URL once /health answers. Stopped (its whole process group) at teardown."""
+    import contextlib
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    started: list[tuple[subprocess.Popen, object]] = []
+
+    def start(backend_store_uri: str, *, timeout: float = 180.0) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        log_path = tmp_path / f"mlflow-server-{port}.log"
+        log = open(log_path, "w")  # noqa: SIM115 (closed at teardown)
+        cmd = [
+            str(Path(sys.executable).with_name("mlflow")), "server",
+            "--backend-store-uri", backend_store_uri,
+            "--artifacts-destination", str(tmp_path / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        ]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        started.append((proc, log))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return url
+            except OSError:
+                pass
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "mlflow server did not come up"
+            time.sleep(0.5)
+
+    yield start
+    for proc, log in started:
+        # The server runs its workers in the session we gave it: stop exactly that group.
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=5)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()

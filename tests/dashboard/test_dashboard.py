@@ -4,17 +4,12 @@ headless Chromium, and served back through a real `mlflow server`."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from html.parser import HTMLParser
@@ -199,48 +194,10 @@ TINY = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def mlflow_server(tmp_path, fresh_mlflow_uri):
+def mlflow_server(start_mlflow_server, fresh_mlflow_uri):
     """A real `mlflow server` on a fresh SQLite store with proxied artifacts in tmp_path."""
-    port = _free_port()
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
-    cmd = [
-        str(mlflow_bin), "server", "--backend-store-uri", fresh_mlflow_uri,
-        "--artifacts-destination", str(tmp_path / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert proc.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "mlflow server did not come up"
-            time.sleep(0.5)
-        yield url
-    finally:
-        # The server runs its workers in the session we gave it: stop exactly that group.
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=5)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
+    return start_mlflow_server(fresh_mlflow_uri, timeout=120)
 
 
 @needs_chromium

@@ -6,13 +6,7 @@ databases, dropped afterwards.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
-from pathlib import Path
 
 import optuna
 import psycopg2
@@ -55,41 +49,9 @@ def databases():
 
 
 @pytest.fixture
-def mlflow_server(databases, tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "mlflow-server.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mlflow"), "server",
-            "--backend-store-uri", databases[0],
-            "--artifacts-destination", str(tmp_path / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        ],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((tmp_path / "mlflow-server.log").read_text()[-3000:])
-            time.sleep(0.5)
-        yield url, databases[1]
-    finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+def mlflow_server(databases, start_mlflow_server):
+    """(URL of a real `mlflow server` on the fresh MLflow database, the Optuna database URL)."""
+    return start_mlflow_server(databases[0]), databases[1]
 
 
 def test_tiny_study_on_mlflow_server_and_optuna_on_postgresql(mlflow_server, tmp_path):
