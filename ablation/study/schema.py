@@ -168,16 +168,14 @@ class TrainConfig(_Model):
     deterministic: bool = True
 
 
+# What variants can be compared on: a per-epoch metric, or a final cost of the model.
+MetricName = Literal[
+    "val_top1_error", "val_top5_error", "val_loss", "train_loss", "params", "gflops", "latency_ms"
+]
+
+
 class MetricConfig(_Model):
-    name: Literal[
-        "val_top1_error",
-        "val_top5_error",
-        "val_loss",
-        "train_loss",
-        "params",
-        "gflops",
-        "latency_ms",
-    ] = "val_top1_error"
+    name: MetricName = "val_top1_error"
     mode: Literal["min", "max"] = "min"
     epoch: Annotated[int, Field(ge=1)] | None = None
 
@@ -192,15 +190,7 @@ class TrialConfig(_Model):
 
 
 class Objective(_Model):
-    metric: Literal[
-        "val_top1_error",
-        "val_top5_error",
-        "val_loss",
-        "train_loss",
-        "params",
-        "gflops",
-        "latency_ms",
-    ]
+    metric: MetricName
     mode: Literal["min", "max"] = "min"
 
 
