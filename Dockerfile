@@ -17,9 +17,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # curl: the services' health checks; tini: PID 1 that forwards signals and reaps Ray's and
-# MLflow's child processes.
+# MLflow's child processes; g++: builds CBAM's CPU kernels on first use (about a second,
+# cached in ~/.cache/ablation; without it CBAM runs its stock-op path).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends curl tini \
+ && apt-get install -y --no-install-recommends curl tini g++ \
  && rm -rf /var/lib/apt/lists/*
 
 # An unprivileged user; the directories a named volume is mounted on are created here, owned by

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, TensorDataset
 
+from ablation.attention import native
 from ablation.data import DatasetError, build_datasets
 from ablation.models import build_model
 from ablation.profile import profile_model
@@ -52,7 +53,8 @@ def train_trial(
     optimizer, scheduler, epoch, RNG states: hand it back as `resume` to continue after that
     epoch; it references live tensors, so serialise it during the call). Returns the last
     epoch's metrics plus `params`, `gflops`, `latency_ms` (batch 1), `train_seconds`,
-    `epochs_completed`.
+    `kernel_build_seconds` (what this process spent compiling CBAM's CPU kernels, 0.0 when
+    they came from the cache or were not needed) and `epochs_completed`.
     """
     data_cfg, model_cfg = config["dataset"], config["model"]
     train_cfg = config.get("train") or {}
@@ -193,7 +195,13 @@ def train_trial(
     # -- cost of the trained model: params, GFLOPs, latency at batch 1 ----------------------
     size = info["image_size"]
     cost = profile_model(model, (1, info["in_channels"], size, size))
-    return {**metrics, **cost, "train_seconds": train_seconds, "epochs_completed": epochs}
+    return {
+        **metrics,
+        **cost,
+        "train_seconds": train_seconds,  # includes the CBAM kernels' build, when there was one
+        "kernel_build_seconds": native.compile_seconds(),
+        "epochs_completed": epochs,
+    }
 
 
 def _loader(

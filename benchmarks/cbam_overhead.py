@@ -7,20 +7,31 @@ CBAM goes where the project puts it: after the last BN of every residual branch,
 addition (`ablation.models.resnet.insert_attention`). Variants:
 
 - plain:  torchvision ResNet-50 (or the CIFAR ResNet-20), no attention;
-- fused:  the project's `CBAM` run through `ablation.attention.fused.cbam_forward`;
+- fused:  the project's `CBAM` run through `ablation.attention.fused.cbam_forward`, on the
+          compiled kernels of `ablation.attention.native` (built once, cached; the build
+          time is measured in a fresh cache and printed with the tables);
+- stock:  the same fused path on stock PyTorch ops only (kernels off: no compiler needed);
 - eager:  the same module, its gates composed with plain autograd (`f * gate(f)`);
 - timm:   `timm.layers.CbamModule` (benchmark-only extra `bench`).
 
 All variants are timed in one process, interleaved round by round (the order rotates every
 round) so that load from other users of the machine hits them alike; the tables show the
 median of the rounds and the overhead over plain, both as a ratio of medians and as the
-median of the per-round ratios (paired, robust to drift). No compiler is involved.
+median of the per-round ratios (paired, robust to drift).
+
+--tuned-malloc reruns the script with glibc's malloc told to keep freed memory
+(GLIBC_TUNABLES, see MALLOC_TUNABLES): with the defaults, every large activation is fresh
+mmap'd memory, and the page faults that follow are a large and noisy share of a CPU step.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -29,7 +40,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-from ablation.attention import CBAM
+from ablation.attention import CBAM, native
 from ablation.attention.fused import cbam_forward
 from ablation.models.cifar_resnet import CifarResNet
 from ablation.models.resnet import insert_attention
@@ -40,6 +51,14 @@ class FusedCBAM(CBAM):
 
     def forward(self, f: Tensor) -> Tensor:
         return cbam_forward(self, f)
+
+
+class StockCBAM(CBAM):
+    """The project's fused path with the compiled kernels off (stock PyTorch ops only)."""
+
+    def forward(self, f: Tensor) -> Tensor:
+        with native.use_kernels(False):
+            return cbam_forward(self, f)
 
 
 class EagerCBAM(CBAM):
@@ -64,6 +83,7 @@ def _timm_cbam(channels: int) -> nn.Module:
 ATTENTIONS: dict[str, Callable[[int], nn.Module] | None] = {
     "plain": None,
     "fused": FusedCBAM,
+    "stock": StockCBAM,
     "eager": EagerCBAM,
     "timm": _timm_cbam,
 }
@@ -122,6 +142,37 @@ def report(title: str, times: dict[str, list[tuple[float, float]]], base: str) -
         )
 
 
+MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"
+
+
+def kernel_build_seconds() -> float:
+    """Seconds to build the kernels in a fresh cache, measured in a separate process."""
+    with tempfile.TemporaryDirectory() as cache:
+        code = "from ablation.attention import native; native._library(); "
+        code += "print(native.compile_seconds())"
+        out = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "XDG_CACHE_HOME": cache},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    return float(out.stdout.strip())
+
+
+def report_startup(build: float, times: dict[str, list[tuple[float, float]]]) -> None:
+    """The kernels' build time charged to a 1-minute trial of the plain model."""
+    plain = statistics.median(w for w, _ in times["plain"])
+    fused = statistics.median(w for w, _ in times["fused"])
+    steps = 60.0 / plain
+    total = steps * fused + build
+    print(
+        f"\nstart-up: kernel build {build:.2f} s (fresh cache; later processes load it); "
+        f"a 1-minute plain trial ({steps:.0f} steps) takes {total:.1f} s with fused CBAM "
+        f"and the build included: overhead {total / 60.0 - 1:+.1%}"
+    )
+
+
 def bench_models(backbone: str, batch: int, size: int, classes: int, args) -> None:
     models = {name: build(backbone, name) for name in args.variants}
     x = torch.randn(batch, 3, size, size)
@@ -153,6 +204,8 @@ def bench_models(backbone: str, batch: int, size: int, classes: int, args) -> No
     times = interleaved(tasks, args.steps, args.warmup)
     shape = f"batch {batch} at {size}x{size}"
     report(f"{backbone}, train step (forward+backward+SGD), {shape}", times, "plain")
+    if {"plain", "fused"} <= set(times):
+        report_startup(args.build_seconds, times)
     for m in models.values():
         m.eval()
     times = interleaved({n: infer(m) for n, m in models.items()}, args.steps, args.warmup)
@@ -197,15 +250,25 @@ def main() -> None:
     parser.add_argument("--only", choices=("resnet50", "cifar", "blocks"), action="append")
     parser.add_argument("--variants", nargs="+", default=list(ATTENTIONS), choices=ATTENTIONS)
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument(
+        "--tuned-malloc", action="store_true", help="rerun with GLIBC_TUNABLES=MALLOC_TUNABLES"
+    )
     args = parser.parse_args()
+    if args.tuned_malloc and os.environ.get("GLIBC_TUNABLES") != MALLOC_TUNABLES:
+        env = {**os.environ, "GLIBC_TUNABLES": MALLOC_TUNABLES}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
     if "plain" not in args.variants:
         args.variants.insert(0, "plain")
     torch.set_num_threads(args.threads)
     only = set(args.only or ("resnet50", "cifar", "blocks"))
     fmt = "channels_last" if args.channels_last else "NCHW"
+    args.build_seconds = kernel_build_seconds()
+    if native._library() is None:
+        sys.exit("the CBAM kernels did not build (is g++ installed?): see native.py")
+    malloc = os.environ.get("GLIBC_TUNABLES") or "glibc defaults"
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, {fmt}, "
-        f"{args.steps} interleaved rounds after {args.warmup} warm-up"
+        f"{args.steps} interleaved rounds after {args.warmup} warm-up, malloc: {malloc}"
     )
     if "resnet50" in only:
         bench_models("resnet50", args.batch, 224, 1000, args)

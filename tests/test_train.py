@@ -86,10 +86,19 @@ def test_two_epoch_digits_trial_reports_every_epoch_and_runs_in_seconds(two_runs
         assert 0 <= r["val_top5_error"] <= r["val_top1_error"] <= 100
     assert reports[1]["val_top1_error"] < 90  # it learned something in two epochs
     assert without(
-        final, {"params", "gflops", "latency_ms", "train_seconds", "epochs_completed"}
+        final,
+        {
+            "params",
+            "gflops",
+            "latency_ms",
+            "train_seconds",
+            "kernel_build_seconds",
+            "epochs_completed",
+        },
     ) == (without(reports[-1], {"state"}))
     assert final["epochs_completed"] == 2 and final["params"] > 200_000
     assert final["gflops"] > 0 and final["latency_ms"] > 0 and final["train_seconds"] > 0
+    assert final["kernel_build_seconds"] >= 0
 
 
 def test_same_seed_same_metrics_exactly(two_runs):

@@ -26,10 +26,22 @@ instead of autograd's chain of full-size intermediates:
   lp and lse channel pools are dense by nature: they are differentiated by plain autograd
   inside that sub-graph (correct, not sped up).
 
+Two implementations of the big passes share everything else (the small sub-graphs, the
+order of the gates' backward, the saved state):
+
+- the compiled kernels of `native.py` (float32 on CPU, avg/max pools: the default there):
+  each pool is one read of x with sum, max and argmax together, the spatial-first and
+  channel-first pools read x weighted by the other gate instead of a formed x * a; the
+  output is one read and one write; backward reads dy and x once for dL/da and dL/db and
+  forms the input gradient in one more pass. Built with g++ on first use (about a second,
+  cached), see `native.compile_seconds()`;
+- stock PyTorch ops (everything else: CUDA, float64, half types under autocast, lp/lse
+  pools, no compiler, or ABLATION_CBAM_KERNELS=0), described above.
+
 Both memory formats are native: a contiguous NCHW input is viewed as (N, C, HW) and a
 channels_last input as (N, HW, C), without copies; the output has the input's format.
 With no gradient needed (inference), a graph-free forward runs (amax, no indices).
-Everything is plain PyTorch ops, so the same code runs on CPU and CUDA with no compiler.
+The stock-op path runs the same code on CPU and CUDA with no compiler.
 
 API (what `CBAM.forward` calls; names are those of `cbam.py`)::
 
@@ -63,6 +75,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
+
+from ablation.attention import native
 
 __all__ = ["cbam_forward", "fused_cbam"]
 
@@ -108,6 +122,7 @@ def fused_cbam(
         order=order if (mlp is not None and spatial_conv_weight is not None) else "parallel",
         channels_last=channels_last,
         shape=(n, c, h, w),
+        native=native.available(x) and set(channel_pool) <= set(_SPARSE),
     )
     w0, b0, w1, b1 = mlp if mlp is not None else (None, None, None, None)
     bn_w = spatial_bn.weight if spatial_bn is not None else None
@@ -149,6 +164,7 @@ class _Spec:
     order: str  # "parallel" also stands for a single gate: it then sees x
     channels_last: bool
     shape: tuple[int, int, int, int]
+    native: bool = False  # the compiled kernels of native.py serve the big passes
 
     # In the 3-d view, NCHW is (N, C, HW) and channels_last is (N, HW, C).
     @property
@@ -313,6 +329,63 @@ class _Saved:
     s_index: Tensor | None = None  # (N, HW) argmax over channels
 
 
+def _channel_small(
+    spec: _Spec,
+    descriptors: dict[str, Tensor],
+    mlp: tuple,
+    saved: _Saved,
+    build_graph: bool,
+    dtype: torch.dtype,
+    dense: Any = None,
+    x3: Tensor | None = None,
+    b: Tensor | None = None,
+) -> Tensor:
+    """Mc from the pooled descriptors: the MLP and sigmoid; with build_graph, on detached
+    leaves recorded in `saved` for backward. lp/lse pools come from `dense(kind, leaves)`,
+    inside the sub-graph (leaves: detached x3 and b), or from `dense(kind, None)`."""
+    if not build_graph:
+        for kind in spec.channel_pool:
+            if kind not in _SPARSE:
+                descriptors[kind] = dense(kind, None)
+        logits = _channel_logits([descriptors[k] for k in spec.channel_pool], mlp)
+        return torch.sigmoid(logits).to(dtype)
+    with torch.enable_grad():
+        leaves = {k: d.detach().requires_grad_() for k, d in descriptors.items()}
+        kinds = [k for k in spec.channel_pool if k not in _SPARSE]
+        if kinds:
+            x_leaf = x3.detach().requires_grad_()
+            b_leaf = b.detach().requires_grad_() if b is not None else None
+            for kind in kinds:
+                leaves[kind] = dense(kind, (x_leaf, b_leaf))
+            saved.c_dense = (x_leaf, b_leaf)
+        out = torch.sigmoid(_channel_logits([leaves[k] for k in spec.channel_pool], mlp))
+    saved.c_leaves = {k: v for k, v in leaves.items() if k in _SPARSE}
+    saved.c_out = out
+    return out.detach().to(dtype)
+
+
+def _spatial_small(
+    spec: _Spec,
+    maps: dict[str, Tensor],
+    conv_weight: Tensor,
+    bn: nn.BatchNorm2d | None,
+    saved: _Saved,
+    build_graph: bool,
+    dtype: torch.dtype,
+) -> Tensor:
+    """Ms from the pooled maps: conv (+ BatchNorm) and sigmoid; with build_graph, on
+    detached leaves recorded in `saved` for backward."""
+    if not build_graph:
+        ordered = [maps[k] for k in spec.spatial_pool]
+        return torch.sigmoid(_spatial_logits(ordered, spec, conv_weight, bn)).to(dtype)
+    with torch.enable_grad():
+        leaves = {k: m.detach().requires_grad_() for k, m in maps.items()}
+        ordered = [leaves[k] for k in spec.spatial_pool]
+        out = torch.sigmoid(_spatial_logits(ordered, spec, conv_weight, bn))
+    saved.s_leaves, saved.s_out = leaves, out
+    return out.detach().to(dtype)
+
+
 def _forward(
     spec: _Spec,
     x: Tensor,
@@ -323,6 +396,8 @@ def _forward(
     build_graph: bool,
 ) -> tuple[Tensor, _Saved]:
     """y = x * a * b; with build_graph, also what backward needs."""
+    if spec.native:
+        return _forward_native(spec, x, mlp, conv_weight, bn, build_graph=build_graph)
     n, c, h, w = spec.shape
     hw = h * w
     saved = _Saved()
@@ -341,27 +416,15 @@ def _forward(
             elif kind == "max":
                 src = x3 if b is None else z3
                 descriptors[kind], saved.c_index = _max(src, spec.sdim, build_graph)
-        if not build_graph:
-            for kind in spec.channel_pool:
-                if kind not in _SPARSE:
-                    src = x3 if b is None else z3
-                    descriptors[kind] = _dense_pool(src, kind, spec.sdim)
-            logits = _channel_logits([descriptors[k] for k in spec.channel_pool], mlp)
-            return torch.sigmoid(logits).to(x.dtype)
-        with torch.enable_grad():
-            leaves = {k: d.detach().requires_grad_() for k, d in descriptors.items()}
-            dense = [k for k in spec.channel_pool if k not in _SPARSE]
-            if dense:
-                x_leaf = x3.detach().requires_grad_()
-                b_leaf = b.detach().requires_grad_() if b is not None else None
-                src = x_leaf if b_leaf is None else x_leaf * spec.spat(b_leaf)
-                for kind in dense:
-                    leaves[kind] = _dense_pool(src, kind, spec.sdim)
-                saved.c_dense = (x_leaf, b_leaf)
-            out = torch.sigmoid(_channel_logits([leaves[k] for k in spec.channel_pool], mlp))
-        saved.c_leaves = {k: v for k, v in leaves.items() if k in _SPARSE}
-        saved.c_out = out
-        return out.detach().to(x.dtype)
+
+        def dense(kind: str, leaves: tuple[Tensor, Tensor | None] | None) -> Tensor:
+            if leaves is None:  # no graph: pool the formed product
+                return _dense_pool(x3 if b is None else z3, kind, spec.sdim)
+            x_leaf, b_leaf = leaves
+            src = x_leaf if b_leaf is None else x_leaf * spec.spat(b_leaf)
+            return _dense_pool(src, kind, spec.sdim)
+
+        return _channel_small(spec, descriptors, mlp, saved, build_graph, x.dtype, dense, x3, b)
 
     def spatial_gate(z3: Tensor | None, a: Tensor | None) -> Tensor:
         # Maps of x * a (a = None: of x). z3 is x * a when already formed.
@@ -375,15 +438,7 @@ def _forward(
             else:
                 src = x3 if a is None else z3
                 maps[kind], saved.s_index = _max(src, spec.cdim, build_graph)
-        if not build_graph:
-            ordered = [maps[k] for k in spec.spatial_pool]
-            return torch.sigmoid(_spatial_logits(ordered, spec, conv_weight, bn)).to(x.dtype)
-        with torch.enable_grad():
-            leaves = {k: m.detach().requires_grad_() for k, m in maps.items()}
-            ordered = [leaves[k] for k in spec.spatial_pool]
-            out = torch.sigmoid(_spatial_logits(ordered, spec, conv_weight, bn))
-        saved.s_leaves, saved.s_out = leaves, out
-        return out.detach().to(x.dtype)
+        return _spatial_small(spec, maps, conv_weight, bn, saved, build_graph, x.dtype)
 
     has_c, has_s = bool(spec.channel_pool), bool(spec.spatial_pool)
     if spec.order == "channel-first":
@@ -409,6 +464,68 @@ def _forward(
     return y, saved
 
 
+def _forward_native(
+    spec: _Spec,
+    x: Tensor,
+    mlp: tuple,
+    conv_weight: Tensor | None,
+    bn: nn.BatchNorm2d | None,
+    *,
+    build_graph: bool,
+) -> tuple[Tensor, _Saved]:
+    """`_forward` with native.py's kernels: each pool is one read of x (the gated map x * a
+    or x * b is never formed), and y = x * a * b is one read and one write."""
+    n, c, h, w = spec.shape
+    saved = _Saved()
+    x3 = _view3(x, spec.channels_last)
+
+    def channel_gate(b: Tensor | None) -> Tensor:  # Mc of x * b (b = None: of x)
+        kinds = spec.channel_pool
+        total, top, saved.c_index = native.pool(
+            x3,
+            spec.sdim,
+            b,
+            want_sum="avg" in kinds,
+            want_max="max" in kinds,
+            want_index=build_graph and "max" in kinds,
+        )
+        descriptors = {"avg": total / (h * w) if total is not None else None, "max": top}
+        descriptors = {k: descriptors[k] for k in kinds}
+        return _channel_small(spec, descriptors, mlp, saved, build_graph, x.dtype)
+
+    def spatial_gate(a: Tensor | None) -> Tensor:  # Ms of x * a (a = None: of x)
+        kinds = spec.spatial_pool
+        total, top, saved.s_index = native.pool(
+            x3,
+            spec.cdim,
+            a,
+            want_sum="avg" in kinds,
+            want_max="max" in kinds,
+            want_index=build_graph and "max" in kinds,
+        )
+        maps = {"avg": total / c if total is not None else None, "max": top}
+        maps = {k: maps[k] for k in kinds}
+        return _spatial_small(spec, maps, conv_weight, bn, saved, build_graph, x.dtype)
+
+    a = b = None
+    if spec.order == "channel-first":
+        a = channel_gate(None)
+        b = spatial_gate(a)
+    elif spec.order == "spatial-first":
+        b = spatial_gate(None)
+        a = channel_gate(b)
+    else:  # parallel, or a single gate
+        a = channel_gate(None) if spec.channel_pool else None
+        b = spatial_gate(None) if spec.spatial_pool else None
+    # y is allocated 4-d (x's memory format): the caller gets a tensor that is no view.
+    y = torch.empty_like(x)
+    gates = [(a, spec.cdim), (b, spec.sdim)]
+    g1, g2 = [g if g[0] is not None else None for g in gates]
+    native.gate(x3, g1, None, g2, out=_view3(y, spec.channels_last))
+    saved.a, saved.b = a, b
+    return y, saved
+
+
 def _grad(out: Tensor, grad_out: Tensor, inputs: list[Tensor | None]) -> list[Tensor | None]:
     """Gradients of a small sub-graph; None for inputs that are absent or need none."""
     wanted = [t for t in inputs if t is not None and t.requires_grad]
@@ -420,6 +537,120 @@ def _grad(out: Tensor, grad_out: Tensor, inputs: list[Tensor | None]) -> list[Te
         g = next(grads) if t is not None and t.requires_grad else None
         result.append(g)
     return result
+
+
+def _gate_grads(spec: _Spec, s: _Saved, x3: Tensor, da: Tensor | None, db: Tensor | None, params):
+    """The gates' sub-graphs differentiated in the order the gates ran: returns (channel pool
+    grads, lp/lse leaf grads, MLP grads, spatial pool grads, conv/BN grads). da and db are
+    dL/da and dL/db through the product y = x * a * b only."""
+    w0, b0, w1, b1, conv_w, bn_w, bn_b = params
+    c = spec.shape[1]
+    hw = spec.shape[2] * spec.shape[3]
+    cdim, sdim = spec.cdim, spec.sdim
+    a, b = s.a, s.b
+
+    def channel_backward(da: Tensor):
+        leaves = s.c_leaves
+        kinds = [k for k in ("avg", "max") if k in leaves]
+        dense = list(s.c_dense) if s.c_dense is not None else [None, None]
+        grads = _grad(
+            s.c_out, da.to(s.c_out.dtype), [leaves[k] for k in kinds] + dense + [w0, b0, w1, b1]
+        )
+        g = dict(zip(kinds, grads[: len(kinds)], strict=True))
+        return g, grads[len(kinds) : len(kinds) + 2], grads[len(kinds) + 2 :]
+
+    def spatial_backward(db: Tensor):
+        leaves = s.s_leaves
+        kinds = [k for k in ("avg", "max") if k in leaves]
+        with _no_onednn(db):
+            grads = _grad(
+                s.s_out, db.to(s.s_out.dtype), [leaves[k] for k in kinds] + [conv_w, bn_w, bn_b]
+            )
+        return dict(zip(kinds, grads[: len(kinds)], strict=True)), grads[len(kinds) :]
+
+    c_grads, c_dense, c_param_grads = {}, [None, None], [None] * 4
+    s_grads, s_param_grads = {}, [None] * 3
+    if spec.order == "channel-first":
+        # b was computed from x * a: its pools' gradients reach a (and x, below).
+        s_grads, s_param_grads = spatial_backward(db)
+        if "avg" in s_grads:
+            da = da + _sum_hw(spec, x3, s_grads["avg"]) / c
+        if "max" in s_grads:
+            x_at = x3.gather(cdim, s.s_index.unsqueeze(cdim)).squeeze(cdim)
+            da = da.scatter_add(1, s.s_index, x_at * s_grads["max"])
+        c_grads, c_dense, c_param_grads = channel_backward(da)
+    elif spec.order == "spatial-first":
+        c_grads, c_dense, c_param_grads = channel_backward(da)
+        if "avg" in c_grads:
+            db = db + _sum_c(spec, x3, c_grads["avg"]) / hw
+        if "max" in c_grads:
+            x_at = x3.gather(sdim, s.c_index.unsqueeze(sdim)).squeeze(sdim)
+            db = db.scatter_add(1, s.c_index, x_at * c_grads["max"])
+        if c_dense[1] is not None:
+            db = db + c_dense[1]
+        s_grads, s_param_grads = spatial_backward(db)
+    else:
+        if a is not None:
+            c_grads, c_dense, c_param_grads = channel_backward(da)
+        if b is not None:
+            s_grads, s_param_grads = spatial_backward(db)
+    return c_grads, c_dense, c_param_grads, s_grads, s_param_grads
+
+
+def _direct_grads_native(
+    spec: _Spec, dy3: Tensor, x3: Tensor, a: Tensor | None, b: Tensor | None
+) -> tuple[Tensor | None, Tensor | None]:
+    """(dL/da, dL/db) through y = x * a * b, i.e. the sums over space and over channels of
+    dy * x weighted by the other gate, in one read of dy and x."""
+    if not spec.channels_last:  # (N, C, HW): the A rows are channels
+        return native.dual_reduce(dy3, x3, a, b, want_a=a is not None, want_b=b is not None)
+    db, da = native.dual_reduce(dy3, x3, b, a, want_a=b is not None, want_b=a is not None)
+    return da, db
+
+
+def _input_grad_native(
+    spec: _Spec,
+    s: _Saved,
+    x: Tensor,
+    dy3: Tensor,
+    c_grads: dict[str, Tensor],
+    s_grads: dict[str, Tensor],
+) -> Tensor:
+    """dL/dx = outer * (dy * inner + inner avg-pool grads) + outer avg-pool grads in one pass
+    (native.gate), then the max pools' grads scattered to their argmax positions."""
+    _, c, h, w = spec.shape
+    a, b = s.a, s.b
+    cd, sd = spec.cdim, spec.sdim  # where per-channel / per-position vectors lie in the view
+    c_avg = c_grads["avg"] / (h * w) if "avg" in c_grads else None
+    s_avg = s_grads["avg"] / c if "avg" in s_grads else None
+
+    def term(v: Tensor | None, dim: int) -> tuple[Tensor, int] | None:
+        return (v, dim) if v is not None else None
+
+    c_scale = s_scale = None  # the outer gate, for the inner max pool's grads
+    if spec.order == "channel-first":
+        g1, h1, g2, h2 = term(b, sd), term(s_avg, sd), term(a, cd), {cd: c_avg}
+        s_scale = a
+    elif spec.order == "spatial-first":
+        g1, h1, g2, h2 = term(a, cd), term(c_avg, cd), term(b, sd), {sd: s_avg}
+        c_scale = b
+    else:  # parallel (both pools see x), or a single gate
+        g1, h1 = term(a, cd) or term(b, sd), None
+        g2 = term(b, sd) if a is not None else None
+        h2 = {cd: c_avg} | ({sd: s_avg} if s_avg is not None else {})
+    dx = torch.empty_like(x)
+    dx3 = _view3(dx, spec.channels_last)
+    native.gate(dy3, g1, h1, g2, (h2.get(1), h2.get(2)), out=dx3)
+
+    def scatter(grads, index, dim, scale):
+        if "max" not in grads:
+            return
+        values = grads["max"] if scale is None else grads["max"] * scale.gather(1, index)
+        dx3.scatter_add_(dim, index.unsqueeze(dim), values.unsqueeze(dim))
+
+    scatter(c_grads, s.c_index, sd, c_scale)
+    scatter(s_grads, s.s_index, cd, s_scale)
+    return dx
 
 
 class _FusedCBAM(torch.autograd.Function):
@@ -445,60 +676,22 @@ class _FusedCBAM(torch.autograd.Function):
         cdim, sdim = spec.cdim, spec.sdim
         a, b = s.a, s.b
 
-        # dL/da and dL/db through y = x * a * b; p = dy * x is the one scratch buffer.
-        dx = torch.empty_like(x)  # the scratch product first, then the input gradient
-        p = torch.mul(dy3, x3, out=_view3(dx, spec.channels_last))
-        da = _sum_hw(spec, p, b) if a is not None else None
-        db = _sum_c(spec, p, a) if b is not None else None
-
-        def channel_backward(da: Tensor):
-            leaves = s.c_leaves
-            kinds = [k for k in ("avg", "max") if k in leaves]
-            dense = list(s.c_dense) if s.c_dense is not None else [None, None]
-            grads = _grad(
-                s.c_out, da.to(s.c_out.dtype), [leaves[k] for k in kinds] + dense + [w0, b0, w1, b1]
-            )
-            g = dict(zip(kinds, grads[: len(kinds)], strict=True))
-            return g, grads[len(kinds) : len(kinds) + 2], grads[len(kinds) + 2 :]
-
-        def spatial_backward(db: Tensor):
-            leaves = s.s_leaves
-            kinds = [k for k in ("avg", "max") if k in leaves]
-            with _no_onednn(db):
-                grads = _grad(
-                    s.s_out, db.to(s.s_out.dtype), [leaves[k] for k in kinds] + [conv_w, bn_w, bn_b]
-                )
-            return dict(zip(kinds, grads[: len(kinds)], strict=True)), grads[len(kinds) :]
-
-        c_grads, c_dense, c_param_grads = {}, [None, None], [None] * 4
-        s_grads, s_param_grads = {}, [None] * 3
-        if spec.order == "channel-first":
-            # b was computed from x * a: its pools' gradients reach a (and x, below).
-            s_grads, s_param_grads = spatial_backward(db)
-            if "avg" in s_grads:
-                da = da + _sum_hw(spec, x3, s_grads["avg"]) / c
-            if "max" in s_grads:
-                x_at = x3.gather(cdim, s.s_index.unsqueeze(cdim)).squeeze(cdim)
-                da = da.scatter_add(1, s.s_index, x_at * s_grads["max"])
-            c_grads, c_dense, c_param_grads = channel_backward(da)
-        elif spec.order == "spatial-first":
-            c_grads, c_dense, c_param_grads = channel_backward(da)
-            if "avg" in c_grads:
-                db = db + _sum_c(spec, x3, c_grads["avg"]) / hw
-            if "max" in c_grads:
-                x_at = x3.gather(sdim, s.c_index.unsqueeze(sdim)).squeeze(sdim)
-                db = db.scatter_add(1, s.c_index, x_at * c_grads["max"])
-            if c_dense[1] is not None:
-                db = db + c_dense[1]
-            s_grads, s_param_grads = spatial_backward(db)
-        else:
-            if a is not None:
-                c_grads, c_dense, c_param_grads = channel_backward(da)
-            if b is not None:
-                s_grads, s_param_grads = spatial_backward(db)
+        # dL/da and dL/db through y = x * a * b.
+        if spec.native:
+            dx = None  # the kernels form dL/da and dL/db without a scratch product
+            da, db = _direct_grads_native(spec, dy3, x3, a, b)
+        else:  # p = dy * x is the one scratch buffer, later finished into the input gradient
+            dx = torch.empty_like(x)
+            p = torch.mul(dy3, x3, out=_view3(dx, spec.channels_last))
+            da = _sum_hw(spec, p, b) if a is not None else None
+            db = _sum_c(spec, p, a) if b is not None else None
+        grads = _gate_grads(spec, s, x3, da, db, ctx.params)
+        c_grads, c_dense, c_param_grads, s_grads, s_param_grads = grads
 
         if not ctx.needs_input_grad[2]:
             dx = None
+        elif spec.native:
+            dx = _input_grad_native(spec, s, x, dy3, c_grads, s_grads)
         else:
             # dx = outer * (dy * inner + inner pool grads) + outer pool grads, formed in p.
             c_terms = (spec.chan, sdim, s.c_index, c_grads, hw)

@@ -42,7 +42,14 @@ EPOCH_METRICS = (
     "epoch_seconds",
     "images_per_second",
 )
-FINAL_METRICS = ("params", "gflops", "latency_ms", "train_seconds", "epochs_completed")
+FINAL_METRICS = (
+    "params",
+    "gflops",
+    "latency_ms",
+    "train_seconds",
+    "kernel_build_seconds",
+    "epochs_completed",
+)
 
 
 def run_name(variant: str, seed: int) -> str:

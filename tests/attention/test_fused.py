@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablation.attention import CBAM
+from ablation.attention import CBAM, native
 from ablation.attention.fused import _max, cbam_forward, fused_cbam
 
 CHANNEL_POOL_SETS = [
@@ -136,6 +136,16 @@ def knob_cases(gates):
         if (sp, nm) != (("avg", "max"), None)
     ]
     return pools + norms
+
+
+@pytest.fixture(autouse=True, params=["kernels", "stock-ops"])
+def path(request):
+    """Every test runs on both paths: native.py's compiled kernels (float32 CPU) and the
+    stock-op path that needs no compiler (which also serves float64, CUDA, lp/lse)."""
+    if request.param == "kernels" and native._library() is None:
+        pytest.fail("the CBAM kernels did not build here (g++ missing?); see native.py")
+    with native.use_kernels(request.param == "kernels"):
+        yield request.param
 
 
 @pytest.fixture(autouse=True)

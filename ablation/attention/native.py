@@ -1,0 +1,233 @@
+"""CPU kernels for CBAM's memory-bound passes (`cbam_kernels.cpp`), built on first use.
+
+The fused path (`fused.py`) reads and writes the (N, C, H, W) feature map several times with
+stock PyTorch ops. These kernels do the same work in fewer passes: pooling with sum, max and
+argmax in one read, the spatial pools of x * a without forming x * a, the two gates and the
+pools' gradients applied in one read and one write. They are plain C++ (no torch headers),
+compiled with the system's g++ in about a second the first time a process needs them and
+cached on disk; `compile_seconds()` reports what that cost this process (0.0 when the cache
+served it).
+
+They serve float32 CPU tensors. Everything else (CUDA, float64, half types, the lp/lse
+pools) takes the stock-op path, which needs no compiler; so does everything when g++ is
+missing or when ABLATION_CBAM_KERNELS=0 is set. Threads: torch's OpenMP runtime, with
+torch.get_num_threads() threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+__all__ = ["available", "compile_seconds", "dual_reduce", "gate", "pool", "use_kernels"]
+
+ENV_SWITCH = "ABLATION_CBAM_KERNELS"
+_SOURCE = Path(__file__).with_name("cbam_kernels.cpp")
+_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17")
+_log = logging.getLogger(__name__)
+_compile_seconds = 0.0
+_ENABLED = contextvars.ContextVar("cbam_kernels_enabled", default=True)
+
+_VOID = ctypes.c_void_p
+_N = ctypes.c_int64
+_INT = ctypes.c_int
+
+
+def available(x: Tensor) -> bool:
+    """True when the kernels serve `x` (float32, CPU), are switched on and could be built."""
+    return (
+        x.dtype == torch.float32
+        and x.device.type == "cpu"
+        and _ENABLED.get()
+        and _library() is not None
+    )
+
+
+@contextlib.contextmanager
+def use_kernels(enabled: bool) -> Iterator[None]:
+    """Inside the block, CBAM uses the kernels (where they serve) or, with False, the
+    stock-op path: for comparisons and tests. ABLATION_CBAM_KERNELS=0 turns them off for the
+    whole process."""
+    token = _ENABLED.set(enabled)
+    try:
+        yield
+    finally:
+        _ENABLED.reset(token)
+
+
+def compile_seconds() -> float:
+    """Seconds this process spent compiling the kernels (0.0: cached, or not needed yet)."""
+    return _compile_seconds
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ablation" / "cbam-kernels"
+
+
+def _cpu_signature() -> str:
+    """-march=native code is only valid on CPUs with the same features."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        flags = ""
+    return f"{platform.machine()} {flags}"
+
+
+@functools.cache
+def _library() -> ctypes.CDLL | None:
+    global _compile_seconds
+    if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "off", "false", "no"):
+        return None
+    compiler = shutil.which(os.environ.get("CXX", "g++"))
+    if compiler is None:
+        _log.info("CBAM kernels: no C++ compiler found; using the stock-op path")
+        return None
+    source = _SOURCE.read_bytes()
+    key = hashlib.sha256(
+        source + " ".join((compiler, *_FLAGS, _cpu_signature(), torch.__version__)).encode()
+    ).hexdigest()[:16]
+    for directory in (_cache_dir(), Path(tempfile.gettempdir()) / "ablation-cbam-kernels"):
+        path = directory / f"cbam_kernels-{key}.so"
+        try:
+            if not path.exists():
+                start = time.perf_counter()
+                _build(compiler, path)
+                _compile_seconds += time.perf_counter() - start
+            return _bind(ctypes.CDLL(str(path)))
+        except (OSError, subprocess.CalledProcessError) as err:
+            _log.warning("CBAM kernels: could not build or load %s (%s)", path, err)
+    _log.warning("CBAM kernels unavailable; using the stock-op path")
+    return None
+
+
+def _build(compiler: str, path: Path) -> None:
+    """Compile to a private name, then rename: concurrent workers never load half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
+    os.close(fd)
+    try:
+        subprocess.run(
+            [compiler, *_FLAGS, "-o", tmp, str(_SOURCE)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    pool_args = [_VOID, _N, _N, _N, _VOID, _VOID, _VOID, _VOID, _INT]
+    lib.cbam_pool_inner.argtypes = pool_args
+    lib.cbam_pool_outer.argtypes = pool_args
+    lib.cbam_gate.argtypes = [_VOID, _N, _N, _N, _VOID, _INT, _VOID, _INT, _VOID, _INT]
+    lib.cbam_gate.argtypes += [_VOID, _VOID, _VOID, _INT]
+    lib.cbam_dual_reduce.argtypes = [_VOID, _VOID, _N, _N, _N, _VOID, _VOID, _VOID, _VOID, _INT]
+    for name in ("cbam_pool_inner", "cbam_pool_outer", "cbam_gate", "cbam_dual_reduce"):
+        getattr(lib, name).restype = None
+    return lib
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _vec(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.contiguous()
+
+
+def pool(
+    v3: Tensor,
+    dim: int,
+    weight: Tensor | None = None,
+    *,
+    want_sum: bool = True,
+    want_max: bool = True,
+    want_index: bool = False,
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """Sum, max and argmax of v3 * weight over `dim` (1 or 2) of a contiguous (N, A, B)
+    float32 tensor, in one pass. `weight` is (N, B) for dim 2 and (N, A) for dim 1; the
+    results have the other shape. Unrequested results are None."""
+    lib = _library()
+    n, rows, cols = v3.shape
+    shape = (n, rows) if dim == 2 else (n, cols)
+    total = torch.empty(shape, dtype=v3.dtype) if want_sum else None
+    top = torch.empty(shape, dtype=v3.dtype) if (want_max or want_index) else None
+    index = torch.empty(shape, dtype=torch.int64) if want_index else None
+    fn = lib.cbam_pool_inner if dim == 2 else lib.cbam_pool_outer
+    weight = _vec(weight)
+    fn(v3.data_ptr(), n, rows, cols, _ptr(weight), _ptr(total), _ptr(top), _ptr(index),
+       torch.get_num_threads())  # fmt: skip
+    return total, top if want_max else None, index
+
+
+def gate(
+    v3: Tensor,
+    g1: tuple[Tensor, int] | None,
+    h1: tuple[Tensor, int] | None = None,
+    g2: tuple[Tensor, int] | None = None,
+    h2: tuple[Tensor | None, Tensor | None] = (None, None),
+    out: Tensor | None = None,
+) -> Tensor:
+    """(v3 * g1 + h1) * g2 + h2 over a contiguous (N, A, B) float32 tensor, in one pass.
+
+    g1, h1, g2 are (vector, dim) with dim 1 for an (N, A) vector broadcast along B and dim 2
+    for an (N, B) vector broadcast along A; None is absent (1, 0, 1). h2 is (per-A, per-B),
+    either None. `out` may be v3 itself."""
+    lib = _library()
+    n, rows, cols = v3.shape
+    out = torch.empty_like(v3) if out is None else out
+
+    def term(t: tuple[Tensor, int] | None) -> tuple[Tensor | None, int]:
+        return (None, 0) if t is None else (t[0].contiguous(), int(t[1] == 2))
+
+    (g1t, g1b), (h1t, h1b), (g2t, g2b) = term(g1), term(h1), term(g2)
+    h2a, h2b = _vec(h2[0]), _vec(h2[1])
+    lib.cbam_gate(
+        v3.data_ptr(), n, rows, cols, _ptr(g1t), g1b, _ptr(h1t), h1b, _ptr(g2t), g2b,
+        _ptr(h2a), _ptr(h2b), out.data_ptr(), torch.get_num_threads(),
+    )  # fmt: skip
+    return out
+
+
+def dual_reduce(
+    dy3: Tensor,
+    x3: Tensor,
+    weight_a: Tensor | None,
+    weight_b: Tensor | None,
+    *,
+    want_a: bool = True,
+    want_b: bool = True,
+) -> tuple[Tensor | None, Tensor | None]:
+    """With p = dy3 * x3 ((N, A, B), contiguous float32): (sum over B of p * weight_b,
+    sum over A of p * weight_a), shapes (N, A) and (N, B), reading dy3 and x3 once.
+    A None weight is 1; an unwanted result is None."""
+    lib = _library()
+    n, rows, cols = x3.shape
+    out_a = torch.empty((n, rows), dtype=x3.dtype) if want_a else None
+    out_b = torch.empty((n, cols), dtype=x3.dtype) if want_b else None
+    weight_a, weight_b = _vec(weight_a), _vec(weight_b)
+    lib.cbam_dual_reduce(
+        dy3.data_ptr(), x3.data_ptr(), n, rows, cols, _ptr(weight_a), _ptr(weight_b),
+        _ptr(out_a), _ptr(out_b), torch.get_num_threads(),
+    )  # fmt: skip
+    return out_a, out_b

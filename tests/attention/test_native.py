@@ -1,0 +1,181 @@
+"""The compiled CBAM kernels (native.py) against stock PyTorch, their build, and the fallback."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ablation.attention import native
+from ablation.attention.fused import fused_cbam
+
+pytestmark = pytest.mark.skipif(
+    native._library() is None, reason="never: CI has g++; this marks a broken build loudly"
+)
+
+# Shapes with tails (B not a multiple of 16), one sample (column ranges split among threads),
+# long and short rows.
+SHAPES = [(1, 3, 37), (2, 5, 16), (3, 17, 49), (2, 64, 196), (1, 9, 3136), (4, 300, 7)]
+
+
+def rand(*shape, seed):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dim", [1, 2])
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "weighted"])
+def test_pool_is_sum_max_and_first_argmax(shape, dim, weighted, threads):
+    n, rows, cols = shape
+    v = rand(*shape, seed=1)
+    weight = rand(n, cols if dim == 2 else rows, seed=2).sigmoid() if weighted else None
+    product = v if weight is None else v * weight.unsqueeze(1 if dim == 2 else 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        total, top, index = native.pool(v, dim, weight, want_index=True)
+    finally:
+        torch.set_num_threads(before)
+    expected_sum = product.double().sum(dim).float()
+    torch.testing.assert_close(total, expected_sum, atol=1e-4 * cols**0.5, rtol=1e-5)
+    expected = product.max(dim)
+    assert torch.equal(top, expected.values)
+    assert torch.equal(index, expected.indices)
+
+
+@pytest.mark.parametrize("dim", [1, 2])
+def test_pool_ties_go_to_the_first_index_like_torch(dim):
+    v = torch.zeros(2, 20, 40)
+    v[:, 3:9, 5:30] = 1.0  # many equal maxima per row and per column
+    _, top, index = native.pool(v, dim, want_index=True)
+    expected = v.max(dim)
+    assert torch.equal(top, expected.values)
+    assert torch.equal(index, expected.indices)
+
+
+def test_pool_returns_only_what_is_asked():
+    total, top, index = native.pool(rand(2, 3, 5, seed=3), 2, want_max=False)
+    assert total is not None and top is None and index is None
+
+
+TERMS = [None, 1, 2]  # absent, per-A (broadcast along B), per-B (broadcast along A)
+
+
+@pytest.mark.parametrize("g1, h1, g2", list(itertools.product(TERMS, TERMS, TERMS)))
+@pytest.mark.parametrize("h2", [(False, False), (True, False), (False, True), (True, True)])
+def test_gate_is_the_two_step_affine_product(g1, h1, g2, h2):
+    n, rows, cols = 2, 7, 37
+    v = rand(n, rows, cols, seed=4)
+
+    def vec(dim, seed):
+        if dim is None:
+            return None, None
+        t = rand(n, rows if dim == 1 else cols, seed=seed)
+        return (t, dim), t.unsqueeze(2 if dim == 1 else 1)
+
+    (g1t, g1b), (h1t, h1b), (g2t, g2b) = vec(g1, 5), vec(h1, 6), vec(g2, 7)
+    h2a = rand(n, rows, seed=8) if h2[0] else None
+    h2b = rand(n, cols, seed=9) if h2[1] else None
+    out = native.gate(v, g1t, h1t, g2t, (h2a, h2b))
+    expected = v * (1 if g1b is None else g1b) + (0 if h1b is None else h1b)
+    expected = expected * (1 if g2b is None else g2b)
+    expected = expected + (0 if h2a is None else h2a.unsqueeze(2))
+    expected = expected + (0 if h2b is None else h2b.unsqueeze(1))
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=1e-6)
+
+
+def test_gate_in_place():
+    v = rand(2, 5, 33, seed=10)
+    a = rand(2, 5, seed=11)
+    expected = v * a.unsqueeze(2)
+    out = native.gate(v, (a, 1), out=v)
+    assert out is v
+    torch.testing.assert_close(v, expected)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("weights", [(False, False), (True, True), (True, False)])
+def test_dual_reduce_sums_the_product_both_ways(shape, weights):
+    n, rows, cols = shape
+    dy, x = rand(*shape, seed=12), rand(*shape, seed=13)
+    wa = rand(n, rows, seed=14) if weights[0] else None
+    wb = rand(n, cols, seed=15) if weights[1] else None
+    out_a, out_b = native.dual_reduce(dy, x, wa, wb)
+    p = dy.double() * x.double()  # the kernel sums in double: compare with a double sum
+    expected_a = (p * (1 if wb is None else wb.double().unsqueeze(1))).sum(2).float()
+    expected_b = (p * (1 if wa is None else wa.double().unsqueeze(2))).sum(1).float()
+    # float32 products, each rounded: errors grow like the square root of the terms summed
+    torch.testing.assert_close(out_a, expected_a, atol=1e-5 * cols**0.5, rtol=1e-5)
+    torch.testing.assert_close(out_b, expected_b, atol=1e-5 * rows**0.5, rtol=1e-5)
+    only_b = native.dual_reduce(dy, x, wa, wb, want_a=False)
+    assert only_b[0] is None
+    torch.testing.assert_close(only_b[1], out_b)
+
+
+def test_float32_cbam_runs_on_the_kernels_and_other_inputs_do_not(monkeypatch):
+    calls = []
+    for name in ("pool", "gate", "dual_reduce"):
+        original = getattr(native, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(native, name, spy)
+    knobs = dict(mlp=None, spatial_conv_weight=torch.randn(1, 2, 3, 3, requires_grad=True))
+    x = torch.randn(2, 8, 5, 5, requires_grad=True)
+    fused_cbam(x, **knobs).sum().backward()
+    assert {"pool", "gate", "dual_reduce"} <= set(calls)
+    calls.clear()
+    with native.use_kernels(False):
+        fused_cbam(x, **knobs).sum().backward()
+    fused_cbam(x.detach().double().requires_grad_(), **knobs).sum().backward()
+    weights = tuple(torch.randn(*s) for s in ((2, 8), (2,), (8, 2), (8,)))
+    fused_cbam(x, mlp=weights, channel_pool=("lp",), spatial_conv_weight=None)
+    assert calls == []
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+PROBE = """
+import torch
+from ablation.attention import native
+from ablation.attention.cbam import CBAM
+x = torch.randn(2, 16, 6, 6, requires_grad=True)
+CBAM(16, reduction=4)(x).sum().backward()
+print(native._library() is not None, native.compile_seconds() > 0, x.grad.abs().sum().item() > 0)
+"""
+
+
+def test_kernels_build_once_into_the_cache_and_later_processes_load_them(tmp_path):
+    first = _python(PROBE, XDG_CACHE_HOME=str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split() == ["True", "True", "True"]  # built: compile time reported
+    assert list((tmp_path / "ablation" / "cbam-kernels").glob("cbam_kernels-*.so"))
+    second = _python(PROBE, XDG_CACHE_HOME=str(tmp_path))
+    assert second.stdout.split() == ["True", "False", "True"]  # loaded from the cache
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"CXX": "no-such-compiler"}, {"ABLATION_CBAM_KERNELS": "0"}],
+    ids=["no-compiler", "switched-off"],
+)
+def test_without_the_kernels_cbam_takes_the_stock_op_path(tmp_path, env):
+    result = _python(PROBE, XDG_CACHE_HOME=str(tmp_path), **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "True"]
+    assert not (tmp_path / "ablation").exists()
