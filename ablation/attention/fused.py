@@ -666,9 +666,8 @@ class _FusedCBAM(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, dy: Tensor):
         spec, s = ctx.spec, ctx.saved
-        w0, b0, w1, b1, conv_w, bn_w, bn_b = ctx.params
         (x,) = ctx.saved_tensors
-        n, c, h, w = spec.shape
+        _, c, h, w = spec.shape
         hw = h * w
         fmt = torch.channels_last if spec.channels_last else torch.contiguous_format
         x3 = _view3(x, spec.channels_last)
