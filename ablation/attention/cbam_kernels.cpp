@@ -256,8 +256,6 @@ void gate_rows(const float* v, int64_t n, int64_t a_len, int64_t b_len, Term g1,
 
 extern "C" {
 
-int cbam_kernels_version() { return 1; }
-
 void cbam_pool_inner(const float* v, int64_t n, int64_t a, int64_t b, const float* w,
                      float* sum, float* mx, int64_t* arg, int threads) {
   pool_inner(v, n, a, b, w, sum, mx, arg, threads);

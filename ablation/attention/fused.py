@@ -479,32 +479,25 @@ def _forward_native(
     saved = _Saved()
     x3 = _view3(x, spec.channels_last)
 
-    def channel_gate(b: Tensor | None) -> Tensor:  # Mc of x * b (b = None: of x)
-        kinds = spec.channel_pool
-        total, top, saved.c_index = native.pool(
+    def pools(kinds: tuple[str, ...], dim: int, weight: Tensor | None, size: int):
+        """avg/max of x * weight over `dim` of the view (one read), and the argmax."""
+        total, top, index = native.pool(
             x3,
-            spec.sdim,
-            b,
+            dim,
+            weight,
             want_sum="avg" in kinds,
             want_max="max" in kinds,
             want_index=build_graph and "max" in kinds,
         )
-        descriptors = {"avg": total / (h * w) if total is not None else None, "max": top}
-        descriptors = {k: descriptors[k] for k in kinds}
+        pooled = {"avg": total / size if total is not None else None, "max": top}
+        return {k: pooled[k] for k in kinds}, index
+
+    def channel_gate(b: Tensor | None) -> Tensor:  # Mc of x * b (b = None: of x)
+        descriptors, saved.c_index = pools(spec.channel_pool, spec.sdim, b, h * w)
         return _channel_small(spec, descriptors, mlp, saved, build_graph, x.dtype)
 
     def spatial_gate(a: Tensor | None) -> Tensor:  # Ms of x * a (a = None: of x)
-        kinds = spec.spatial_pool
-        total, top, saved.s_index = native.pool(
-            x3,
-            spec.cdim,
-            a,
-            want_sum="avg" in kinds,
-            want_max="max" in kinds,
-            want_index=build_graph and "max" in kinds,
-        )
-        maps = {"avg": total / c if total is not None else None, "max": top}
-        maps = {k: maps[k] for k in kinds}
+        maps, saved.s_index = pools(spec.spatial_pool, spec.cdim, a, c)
         return _spatial_small(spec, maps, conv_weight, bn, saved, build_graph, x.dtype)
 
     a = b = None

@@ -112,7 +112,8 @@ def _library() -> ctypes.CDLL | None:
                 _compile_seconds += time.perf_counter() - start
             return _bind(ctypes.CDLL(str(path)))
         except (OSError, subprocess.CalledProcessError) as err:
-            _log.warning("CBAM kernels: could not build or load %s (%s)", path, err)
+            detail = getattr(err, "stderr", None) or ""
+            _log.warning("CBAM kernels: could not build or load %s (%s) %s", path, err, detail)
     _log.warning("CBAM kernels unavailable; using the stock-op path")
     return None
 

@@ -174,11 +174,11 @@ def test_kernels_build_once_into_the_cache_and_later_processes_load_them(tmp_pat
 
 @pytest.mark.parametrize(
     "env",
-    [{"CXX": "no-such-compiler"}, {"ABLATION_CBAM_KERNELS": "0"}],
-    ids=["no-compiler", "switched-off"],
+    [{"CXX": "no-such-compiler"}, {"CXX": "false"}, {"ABLATION_CBAM_KERNELS": "0"}],
+    ids=["no-compiler", "build-fails", "switched-off"],
 )
 def test_without_the_kernels_cbam_takes_the_stock_op_path(tmp_path, env):
     result = _python(PROBE, XDG_CACHE_HOME=str(tmp_path), **env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False", "True"]
-    assert not (tmp_path / "ablation").exists()
+    assert not list(tmp_path.rglob("*.so"))
