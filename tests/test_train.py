@@ -11,16 +11,7 @@ from ablation.track import names
 from ablation.train import THREADS_ENV, TrialFailed, _lr_schedule, train_trial
 
 TIMING = {"epoch_seconds", "images_per_second", "train_seconds", "latency_ms"}
-EPOCH_KEYS = {
-    "epoch",
-    "train_loss",
-    "val_loss",
-    "val_top1_error",
-    "val_top5_error",
-    "lr",
-    "epoch_seconds",
-    "images_per_second",
-}
+EPOCH_KEYS = {"epoch", *names.EPOCH_METRICS}
 
 
 def digits_config(**train):

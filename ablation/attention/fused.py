@@ -336,27 +336,30 @@ def _channel_small(
     saved: _Saved,
     build_graph: bool,
     dtype: torch.dtype,
-    dense: Any = None,
+    dense_map: Any = None,
     x3: Tensor | None = None,
     b: Tensor | None = None,
 ) -> Tensor:
     """Mc from the pooled descriptors: the MLP and sigmoid; with build_graph, on detached
-    leaves recorded in `saved` for backward. lp/lse pools come from `dense(kind, leaves)`,
-    inside the sub-graph (leaves: detached x3 and b), or from `dense(kind, None)`."""
+    leaves recorded in `saved` for backward. lp/lse pools pool `dense_map(leaves)`, the map
+    x * b formed once: from detached leaves of x3 and b inside the sub-graph, or with
+    leaves=None outside it."""
+    dense = [k for k in spec.channel_pool if k not in _SPARSE]
     if not build_graph:
-        for kind in spec.channel_pool:
-            if kind not in _SPARSE:
-                descriptors[kind] = dense(kind, None)
+        if dense:
+            src = dense_map(None)
+            for kind in dense:
+                descriptors[kind] = _dense_pool(src, kind, spec.sdim)
         logits = _channel_logits([descriptors[k] for k in spec.channel_pool], mlp)
         return torch.sigmoid(logits).to(dtype)
     with torch.enable_grad():
         leaves = {k: d.detach().requires_grad_() for k, d in descriptors.items()}
-        kinds = [k for k in spec.channel_pool if k not in _SPARSE]
-        if kinds:
+        if dense:
             x_leaf = x3.detach().requires_grad_()
             b_leaf = b.detach().requires_grad_() if b is not None else None
-            for kind in kinds:
-                leaves[kind] = dense(kind, (x_leaf, b_leaf))
+            src = dense_map((x_leaf, b_leaf))
+            for kind in dense:
+                leaves[kind] = _dense_pool(src, kind, spec.sdim)
             saved.c_dense = (x_leaf, b_leaf)
         out = torch.sigmoid(_channel_logits([leaves[k] for k in spec.channel_pool], mlp))
     saved.c_leaves = {k: v for k, v in leaves.items() if k in _SPARSE}
@@ -417,14 +420,13 @@ def _forward(
                 src = x3 if b is None else z3
                 descriptors[kind], saved.c_index = _max(src, spec.sdim, build_graph)
 
-        def dense(kind: str, leaves: tuple[Tensor, Tensor | None] | None) -> Tensor:
-            if leaves is None:  # no graph: pool the formed product
-                return _dense_pool(x3 if b is None else z3, kind, spec.sdim)
+        def dense_map(leaves: tuple[Tensor, Tensor | None] | None) -> Tensor:
+            if leaves is None:  # no graph: the product is formed already
+                return x3 if b is None else z3
             x_leaf, b_leaf = leaves
-            src = x_leaf if b_leaf is None else x_leaf * spec.spat(b_leaf)
-            return _dense_pool(src, kind, spec.sdim)
+            return x_leaf if b_leaf is None else x_leaf * spec.spat(b_leaf)
 
-        return _channel_small(spec, descriptors, mlp, saved, build_graph, x.dtype, dense, x3, b)
+        return _channel_small(spec, descriptors, mlp, saved, build_graph, x.dtype, dense_map, x3, b)
 
     def spatial_gate(z3: Tensor | None, a: Tensor | None) -> Tensor:
         # Maps of x * a (a = None: of x). z3 is x * a when already formed.
