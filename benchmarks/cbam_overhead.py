@@ -27,7 +27,9 @@ mmap'd memory, and the page faults that follow are a large and noisy share of a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -145,6 +147,21 @@ def report(title: str, times: dict[str, list[tuple[float, float]]], base: str) -
 MALLOC_TUNABLES = "glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824"
 
 
+def cpu_model() -> str:
+    """The CPU's name and vector width: conv speed (hence every ratio here) depends on it."""
+    name, flags = platform.processor() or platform.machine(), set()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                name = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    vectors = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"CPU {name} ({vectors})"
+
+
 def kernel_build_seconds() -> float:
     """Seconds to build the kernels in a fresh cache, measured in a separate process."""
     with tempfile.TemporaryDirectory() as cache:
@@ -197,43 +214,53 @@ def bench_models(backbone: str, batch: int, size: int, classes: int, args) -> No
 
         return step
 
-    for m in models.values():
-        m.train()
-    opts = {n: torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9) for n, m in models.items()}
-    tasks = {n: train_step(m, opts[n]) for n, m in models.items()}
-    times = interleaved(tasks, args.steps, args.warmup)
     shape = f"batch {batch} at {size}x{size}"
-    report(f"{backbone}, train step (forward+backward+SGD), {shape}", times, "plain")
-    if {"plain", "fused"} <= set(times):
-        report_startup(args.build_seconds, times)
-    for m in models.values():
-        m.eval()
-    times = interleaved({n: infer(m) for n, m in models.items()}, args.steps, args.warmup)
-    report(f"{backbone}, inference (eval, inference_mode), {shape}", times, "plain")
+    if "train" in args.modes:
+        for m in models.values():
+            m.train()
+        opts = {
+            n: torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9) for n, m in models.items()
+        }
+        tasks = {n: train_step(m, opts[n]) for n, m in models.items()}
+        times = interleaved(tasks, args.steps, args.warmup)
+        report(f"{backbone}, train step (forward+backward+SGD), {shape}", times, "plain")
+        if {"plain", "fused"} <= set(times):
+            report_startup(args.build_seconds, times)
+    if "inference" in args.modes:
+        for m in models.values():
+            m.eval()
+        times = interleaved({n: infer(m) for n, m in models.items()}, args.steps, args.warmup)
+        report(f"{backbone}, inference (eval, inference_mode), {shape}", times, "plain")
 
 
-def bench_blocks(args) -> None:
-    print("\nblock level: forward+backward of one CBAM, batch 8 (ms, median)")
+def bench_blocks(args, mode: str) -> None:
+    what = "forward+backward" if mode == "train" else "inference forward (eval, inference_mode)"
+    print(f"\nblock level: {what} of one CBAM, batch {args.batch} (ms, median)")
     names = [n for n in args.variants if n != "plain"]
     print("| shape | " + " | ".join(names) + " | fused / timm |")
     print("|---|" + "---:|" * (len(names) + 1))
     for c, hw in ((256, 56), (512, 28), (1024, 14), (2048, 7)):
-        x = torch.randn(8, c, hw, hw)
+        x = torch.randn(args.batch, c, hw, hw)
         if args.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         dy = torch.randn_like(x)
         tasks = {}
         for name in names:
             torch.manual_seed(0)
-            module = ATTENTIONS[name](c).train()
+            module = ATTENTIONS[name](c).train(mode == "train")
             xg = x.clone().requires_grad_()
 
             def step(module: nn.Module = module, xg: Tensor = xg, dy: Tensor = dy) -> None:
                 module(xg).backward(dy)
                 xg.grad = None
 
-            tasks[name] = step
-        times = interleaved(tasks, args.steps, args.warmup)
+            def infer(module: nn.Module = module, x: Tensor = x) -> None:
+                with torch.inference_mode():
+                    module(x)
+
+            tasks[name] = step if mode == "train" else infer
+        # Blocks are short: more rounds for the same confidence.
+        times = interleaved(tasks, 3 * args.steps, args.warmup)
         med = {n: statistics.median(w for w, _ in ts) * 1e3 for n, ts in times.items()}
         ratio = f"{med['fused'] / med['timm']:.2f}" if {"fused", "timm"} <= set(med) else "-"
         cells = " | ".join(f"{med[n]:.2f}" for n in names)
@@ -248,6 +275,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="ResNet-50 batch (224x224)")
     parser.add_argument("--cifar-batch", type=int, default=128, help="ResNet-20 batch (32x32)")
     parser.add_argument("--only", choices=("resnet50", "cifar", "blocks"), action="append")
+    parser.add_argument(
+        "--modes", nargs="+", default=["train", "inference"], choices=("train", "inference")
+    )
     parser.add_argument("--variants", nargs="+", default=list(ATTENTIONS), choices=ATTENTIONS)
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument(
@@ -267,7 +297,7 @@ def main() -> None:
         sys.exit("the CBAM kernels did not build (is g++ installed?): see native.py")
     malloc = os.environ.get("GLIBC_TUNABLES") or "glibc defaults"
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {fmt}, "
+        f"{cpu_model()}; torch {torch.__version__}, {torch.get_num_threads()} threads, {fmt}, "
         f"{args.steps} interleaved rounds after {args.warmup} warm-up, malloc: {malloc}"
     )
     if "resnet50" in only:
@@ -275,7 +305,8 @@ def main() -> None:
     if "cifar" in only:
         bench_models("resnet20", args.cifar_batch, 32, 10, args)
     if "blocks" in only:
-        bench_blocks(args)
+        for mode in args.modes:
+            bench_blocks(args, mode)
 
 
 if __name__ == "__main__":

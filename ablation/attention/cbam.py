@@ -132,6 +132,7 @@ class CBAM(nn.Module):
         order: str = "channel-first",
         gates: Sequence[str] = ("channel", "spatial"),
         spatial_norm: bool = False,
+        inplace: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
@@ -149,6 +150,10 @@ class CBAM(nn.Module):
         )
         self.channels = channels
         self.knobs = knobs
+        # Not a knob (the result is the same): in inference, the output may be written over
+        # the input, like nn.ReLU(inplace=True). The backbones set it where the input is a
+        # BatchNorm's output that nothing else reads.
+        self.inplace = inplace
         self.order = knobs["order"]
         self.channel_gate = (
             ChannelGate(channels, knobs["reduction"], knobs["channel_pool"])
@@ -185,7 +190,8 @@ class CBAM(nn.Module):
         return f
 
     def extra_repr(self) -> str:
-        return f"{self.channels}, " + ", ".join(f"{k}={v!r}" for k, v in self.knobs.items())
+        knobs = ", ".join(f"{k}={v!r}" for k, v in self.knobs.items())
+        return f"{self.channels}, {knobs}" + (", inplace=True" if self.inplace else "")
 
 
 def normalize_cbam_knobs(knobs: Mapping[str, Any]) -> dict[str, Any]:

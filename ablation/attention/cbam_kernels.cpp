@@ -10,7 +10,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <algorithm>
 #include <memory>
+#include <vector>
+
+#include <omp.h>
 
 namespace {
 
@@ -24,64 +28,70 @@ inline f8 load8(const float* p) {
   return v;
 }
 
-// Reductions over B of v[n, a, b] * w[n, b] (w may be null: 1) for every row (n, a).
-// Outputs (each may be null): sum, max, and the first b where the max is reached. K vectors
-// of 8 lanes (2 for long rows, 1 for short ones, where combining the lanes is the larger
-// cost) keep their own sum, max and argmax over the row; then the lanes and the tail are
-// combined.
+// Reductions over B of one row v[b] * w[b] (w may be null: 1): sum, max and the first b
+// where the max is reached. K vectors of 8 lanes (2 for long rows, 1 for short ones, where
+// combining the lanes is the larger cost) keep their own sum, max and argmax over the row;
+// then the lanes and the tail are combined.
+template <bool Weighted, bool WithIndex, int K>
+inline void reduce_row(const float* row, const float* wr, int64_t b_len, float* sum_out,
+                       float* max_out, int64_t* arg_out) {
+  const int64_t body = b_len - b_len % (8 * K);
+  const i8 iota = {0, 1, 2, 3, 4, 5, 6, 7};
+  f8 s[K], m[K];
+  i8 at[K], idx[K];
+  for (int k = 0; k < K; ++k) {
+    s[k] = f8{};
+    m[k] = f8{} - INFINITY;
+    at[k] = i8{};
+    idx[k] = iota + 8 * k;
+  }
+  for (int64_t b0 = 0; b0 < body; b0 += 8 * K) {
+    for (int k = 0; k < K; ++k) {
+      f8 t = load8(row + b0 + 8 * k);
+      if (Weighted) t *= load8(wr + b0 + 8 * k);
+      s[k] += t;
+      const i8 gt = t > m[k];
+      m[k] = gt ? t : m[k];
+      if (WithIndex) {
+        at[k] = gt ? idx[k] : at[k];
+        idx[k] += 8 * K;
+      }
+    }
+  }
+  float total = 0.0f, best = -INFINITY;
+  int64_t best_at = 0;
+  for (int j = 0; j < 8; ++j) {
+    for (int k = 0; k < K; ++k) {
+      total += s[k][j];
+      if (m[k][j] > best || (WithIndex && m[k][j] == best && at[k][j] < best_at)) {
+        best = m[k][j];
+        best_at = at[k][j];
+      }
+    }
+  }
+  for (int64_t b = body; b < b_len; ++b) {  // the tail comes after every lane's index
+    const float t = Weighted ? row[b] * wr[b] : row[b];
+    total += t;
+    if (t > best) {
+      best = t;
+      best_at = b;
+    }
+  }
+  if (sum_out) *sum_out = total;
+  if (max_out) *max_out = best;
+  if (WithIndex) *arg_out = best_at;
+}
+
+// reduce_row for every row (n, a) of v[n, a, b] * w[n, b].
 template <bool Weighted, bool WithIndex, int K>
 void pool_inner_rows(const float* v, int64_t n, int64_t a_len, int64_t b_len, const float* w,
                      float* sum, float* mx, int64_t* arg, int threads) {
   const int64_t rows = n * a_len;
-  const int64_t body = b_len - b_len % (8 * K);
-  const i8 iota = {0, 1, 2, 3, 4, 5, 6, 7};
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
-    const float* row = v + r * b_len;
     const float* wr = Weighted ? w + (r / a_len) * b_len : nullptr;
-    f8 s[K], m[K];
-    i8 at[K], idx[K];
-    for (int k = 0; k < K; ++k) {
-      s[k] = f8{};
-      m[k] = f8{} - INFINITY;
-      at[k] = i8{};
-      idx[k] = iota + 8 * k;
-    }
-    for (int64_t b0 = 0; b0 < body; b0 += 8 * K) {
-      for (int k = 0; k < K; ++k) {
-        f8 t = load8(row + b0 + 8 * k);
-        if (Weighted) t *= load8(wr + b0 + 8 * k);
-        s[k] += t;
-        const i8 gt = t > m[k];
-        m[k] = gt ? t : m[k];
-        if (WithIndex) {
-          at[k] = gt ? idx[k] : at[k];
-          idx[k] += 8 * K;
-        }
-      }
-    }
-    float total = 0.0f, best = -INFINITY;
-    int64_t best_at = 0;
-    for (int j = 0; j < 8; ++j) {
-      for (int k = 0; k < K; ++k) {
-        total += s[k][j];
-        if (m[k][j] > best || (WithIndex && m[k][j] == best && at[k][j] < best_at)) {
-          best = m[k][j];
-          best_at = at[k][j];
-        }
-      }
-    }
-    for (int64_t b = body; b < b_len; ++b) {  // the tail comes after every lane's index
-      const float t = Weighted ? row[b] * wr[b] : row[b];
-      total += t;
-      if (t > best) {
-        best = t;
-        best_at = b;
-      }
-    }
-    if (sum) sum[r] = total;
-    if (mx) mx[r] = best;
-    if (WithIndex) arg[r] = best_at;
+    reduce_row<Weighted, WithIndex, K>(v + r * b_len, wr, b_len, sum ? sum + r : nullptr,
+                                       mx ? mx + r : nullptr, WithIndex ? arg + r : nullptr);
   }
 }
 
@@ -141,6 +151,27 @@ void outer_strip(const float* base, int64_t a_len, int64_t b_len, const float* w
   }
 }
 
+// The same for `width` (fewer than 8) columns, one at a time.
+template <bool WithIndex>
+void outer_columns(const float* base, int64_t a_len, int64_t b_len, int64_t width,
+                   const float* wi, float* sum, float* mx, int64_t* arg) {
+  for (int64_t j = 0; j < width; ++j) {
+    float sj = 0.0f, mj = -INFINITY;
+    int64_t atj = 0;
+    for (int64_t a = 0; a < a_len; ++a) {
+      const float x = base[a * b_len + j] * (wi ? wi[a] : 1.0f);
+      sj += x;
+      if (x > mj) {
+        mj = x;
+        atj = a;
+      }
+    }
+    if (sum) sum[j] = sj;
+    if (mx) mx[j] = mj;
+    if (WithIndex) arg[j] = atj;
+  }
+}
+
 template <bool WithIndex>
 void pool_outer_strips(const float* v, int64_t n, int64_t a_len, int64_t b_len, const float* w,
                        float* sum, float* mx, int64_t* arg, int threads) {
@@ -184,23 +215,31 @@ void pool_outer_strips(const float* v, int64_t n, int64_t a_len, int64_t b_len, 
     } else if (width == 8) {
       outer_strip<1, WithIndex>(base, a_len, b_len, wi, so, mo, ao);
     } else {
-      for (int64_t j = 0; j < width; ++j) {
-        float sj = 0.0f, mj = -INFINITY;
-        int64_t atj = 0;
-        for (int64_t a = 0; a < a_len; ++a) {
-          const float x = base[a * b_len + j] * (wi ? wi[a] : 1.0f);
-          sj += x;
-          if (x > mj) {
-            mj = x;
-            atj = a;
-          }
-        }
-        if (so) so[j] = sj;
-        if (mo) mo[j] = mj;
-        if (WithIndex) ao[j] = atj;
-      }
+      outer_columns<WithIndex>(base, a_len, b_len, width, wi, so, mo, ao);
     }
   }
+}
+
+// Reductions over A of one sample's columns [b0, b1) (no argmax), strips of 32, 16 and 8
+// columns in registers, then the last columns one by one. sum and mx are indexed by b.
+inline void reduce_cols(const float* v, int64_t a_len, int64_t b_len, int64_t b0, int64_t b1,
+                        const float* wa, float* sum, float* mx) {
+  int64_t b = b0;
+  for (; b + 32 <= b1; b += 32)
+    outer_strip<4, false>(v + b, a_len, b_len, wa, sum ? sum + b : nullptr,
+                          mx ? mx + b : nullptr, nullptr);
+  if (b + 16 <= b1) {
+    outer_strip<2, false>(v + b, a_len, b_len, wa, sum ? sum + b : nullptr,
+                          mx ? mx + b : nullptr, nullptr);
+    b += 16;
+  }
+  if (b + 8 <= b1) {
+    outer_strip<1, false>(v + b, a_len, b_len, wa, sum ? sum + b : nullptr,
+                          mx ? mx + b : nullptr, nullptr);
+    b += 8;
+  }
+  outer_columns<false>(v + b, a_len, b_len, b1 - b, wa, sum ? sum + b : nullptr,
+                       mx ? mx + b : nullptr, nullptr);
 }
 
 void pool_outer(const float* v, int64_t n, int64_t a_len, int64_t b_len, const float* w,
@@ -248,6 +287,265 @@ void gate_rows(const float* v, int64_t n, int64_t a_len, int64_t b_len, Term g1,
         const float t = src[b] * (G1B ? g1v[b] : g1s) + (H1B ? h1v[b] : h1s);
         dst[b] = t * (G2B ? g2v[b] : g2s) + h2s;
       }
+    }
+  }
+}
+
+
+// ---------------------------------------------------------------------------------------
+// Inference: the whole CBAM forward of a batch in one call, no autograd state.
+//
+// Per sample, the passes over its (A, B) map run back to back, so the second and third read
+// come from the cache rather than from memory (a 256x56x56 sample is 3.2 MB: L3; from 28x28
+// down, L2): channel-first pools x over space, runs the MLP, pools x * a over channels,
+// convolves, and writes y = x * a * b (y may be x: in place, the output pass touches only
+// cached lines). Where the MLP's weights outweigh a sample's map (deep stages: 2048 x 128
+// x 2 weights, 7x7 maps), the MLP runs once for the batch between two passes instead, so
+// its weights are read once. Samples go whole to threads; a remainder (fewer samples than
+// threads: batch 1) is shared by all threads, step by step, with a barrier after each step.
+
+enum Order { kChannelFirst = 0, kSpatialFirst = 1, kParallel = 2 };
+
+struct Infer {
+  const float* x;
+  float* y;
+  int64_t n, a_len, b_len;  // NCHW: (C, HW) per sample; channels_last: (HW, C)
+  int64_t c, hw, height, width;
+  bool channels_last;
+  int order;
+  // Channel gate (w0 null: off): Linear(C, hidden), ReLU, Linear(hidden, C) (a null bias
+  // is 0); pools avg/max.
+  const float *w0, *b0, *w1, *b1;
+  int64_t hidden;
+  bool c_avg, c_max;
+  // Spatial gate (conv null: off): conv weight (1, maps, k, k), the avg and max maps at
+  // their slots (-1: absent); eval-mode BatchNorm as scale and shift (1, 0 without).
+  const float* conv;
+  int64_t k;
+  int s_avg_slot, s_max_slot;
+  float bn_scale, bn_shift;
+  bool mlp_per_sample;  // the MLP inside each sample's passes, or once for the batch
+  // Scratch: descriptors (n, 2, c) (sums, then maxima), MLP hidden sums (n, hidden),
+  // gates a (n, c) and b (n, hw), spatial maps (n, 2, hw) (sums, then maxima).
+  float *desc, *hsum, *a, *smaps, *b;
+};
+
+// Who does a step of one sample: one thread all of it, or all threads a share each.
+struct Part {
+  int tid, nt;
+  bool shared;
+};
+
+// This thread's share [lo, hi) of `len`, in units of `align` (vector-friendly cuts).
+inline void share(int64_t len, const Part& p, int64_t align, int64_t* lo, int64_t* hi) {
+  if (!p.shared) {
+    *lo = 0;
+    *hi = len;
+    return;
+  }
+  const int64_t units = (len + align - 1) / align;
+  *lo = std::min(len, units * p.tid / p.nt * align);
+  *hi = std::min(len, units * (p.tid + 1) / p.nt * align);
+}
+
+inline void sync(const Part& p) {
+  if (p.shared) {
+#pragma omp barrier
+  }
+}
+
+inline float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+
+inline float dot(const float* u, const float* v, int64_t len) {
+  float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < len; ++j) s += u[j] * v[j];
+  return s;
+}
+
+// Rows [a0, a1) of one sample: sum and max of each row times the per-B weight w.
+void rows_reduce(const float* v, int64_t a0, int64_t a1, int64_t b_len, const float* w,
+                 float* sum, float* mx) {
+  for (int64_t r = a0; r < a1; ++r) {
+    float* so = sum ? sum + r : nullptr;
+    float* mo = mx ? mx + r : nullptr;
+    const float* row = v + r * b_len;
+    if (w && b_len >= 128)
+      reduce_row<true, false, 2>(row, w, b_len, so, mo, nullptr);
+    else if (w)
+      reduce_row<true, false, 1>(row, w, b_len, so, mo, nullptr);
+    else if (b_len >= 128)
+      reduce_row<false, false, 2>(row, w, b_len, so, mo, nullptr);
+    else
+      reduce_row<false, false, 1>(row, w, b_len, so, mo, nullptr);
+  }
+}
+
+// Channel descriptors of sample i: sums and maxima over space of x (b null) or x * b.
+void channel_pool(const Infer& S, int64_t i, const Part& p, const float* b) {
+  const float* xi = S.x + i * S.a_len * S.b_len;
+  float* sum = S.c_avg ? S.desc + i * 2 * S.c : nullptr;
+  float* mx = S.c_max ? S.desc + (i * 2 + 1) * S.c : nullptr;
+  int64_t lo, hi;
+  share(S.c, p, 8, &lo, &hi);
+  if (S.channels_last)  // (HW, C): over rows, columns [lo, hi)
+    reduce_cols(xi, S.a_len, S.b_len, lo, hi, b, sum, mx);
+  else  // (C, HW): rows [lo, hi)
+    rows_reduce(xi, lo, hi, S.b_len, b, sum, mx);
+}
+
+// Spatial maps of sample i: sums and maxima over channels of x (a null) or x * a.
+void spatial_pool(const Infer& S, int64_t i, const Part& p, const float* a) {
+  const float* xi = S.x + i * S.a_len * S.b_len;
+  float* sum = S.s_avg_slot >= 0 ? S.smaps + i * 2 * S.hw : nullptr;
+  float* mx = S.s_max_slot >= 0 ? S.smaps + (i * 2 + 1) * S.hw : nullptr;
+  int64_t lo, hi;
+  share(S.hw, p, 8, &lo, &hi);
+  if (S.channels_last)  // (HW, C): rows [lo, hi)
+    rows_reduce(xi, lo, hi, S.b_len, a, sum, mx);
+  else  // (C, HW): over rows, columns [lo, hi)
+    reduce_cols(xi, S.a_len, S.b_len, lo, hi, a, sum, mx);
+}
+
+// b of sample i: sigmoid(BN(conv_kxk([avg map, max map]))) with zero padding, rows [lo, hi).
+void spatial_conv(const Infer& S, int64_t i, const Part& p) {
+  const int64_t h_len = S.height, w_len = S.width, k = S.k, r = k / 2;
+  float* out = S.b + i * S.hw;
+  int64_t lo, hi;
+  share(h_len, p, 1, &lo, &hi);
+  for (int64_t h = lo; h < hi; ++h) {
+    float* o = out + h * w_len;
+    for (int64_t w = 0; w < w_len; ++w) o[w] = 0.0f;
+    for (int plane = 0; plane < 2; ++plane) {
+      const int slot = plane == 0 ? S.s_avg_slot : S.s_max_slot;
+      if (slot < 0) continue;
+      const float scale = plane == 0 ? 1.0f / static_cast<float>(S.c) : 1.0f;  // sum -> mean
+      const float* map = S.smaps + (i * 2 + plane) * S.hw;
+      const float* weight = S.conv + slot * k * k;
+      for (int64_t ky = 0; ky < k; ++ky) {
+        const int64_t ih = h + ky - r;
+        if (ih < 0 || ih >= h_len) continue;
+        const float* row = map + ih * w_len;
+        for (int64_t kx = 0; kx < k; ++kx) {
+          const float wv = weight[ky * k + kx] * scale;
+          const int64_t dx = kx - r;
+          const int64_t w0 = dx < 0 ? -dx : 0, w1 = dx > 0 ? w_len - dx : w_len;
+#pragma omp simd
+          for (int64_t w = w0; w < w1; ++w) o[w] += wv * row[w + dx];
+        }
+      }
+    }
+    for (int64_t w = 0; w < w_len; ++w) o[w] = sigmoid(o[w] * S.bn_scale + S.bn_shift);
+  }
+}
+
+// y = x * a * b for sample i (either gate may be off), rows [lo, hi) of its (A, B) view.
+void apply_gates(const Infer& S, int64_t i, const Part& p) {
+  const float* ai = S.w0 ? S.a + i * S.c : nullptr;
+  const float* bi = S.conv ? S.b + i * S.hw : nullptr;
+  const float* per_a = S.channels_last ? bi : ai;
+  const float* per_b = S.channels_last ? ai : bi;
+  const int64_t b_len = S.b_len;
+  int64_t lo, hi;
+  share(S.a_len, p, 1, &lo, &hi);
+  for (int64_t r = lo; r < hi; ++r) {
+    const float* src = S.x + (i * S.a_len + r) * b_len;
+    float* dst = S.y + (i * S.a_len + r) * b_len;
+    const float g = per_a ? per_a[r] : 1.0f;
+    if (per_b) {
+#pragma omp simd
+      for (int64_t j = 0; j < b_len; ++j) dst[j] = src[j] * g * per_b[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < b_len; ++j) dst[j] = src[j] * g;
+    }
+  }
+}
+
+// Before the MLP: the spatial gate where it comes first or alongside, then the channel
+// descriptors (of x * b when spatial-first); with no channel gate, the output.
+void infer_first(const Infer& S, int64_t i, const Part& p) {
+  const bool spatial_now = S.conv && (!S.w0 || S.order != kChannelFirst);
+  if (spatial_now) {
+    spatial_pool(S, i, p, nullptr);
+    sync(p);
+    spatial_conv(S, i, p);
+    sync(p);
+  }
+  if (!S.w0) {
+    apply_gates(S, i, p);
+    return;
+  }
+  const bool weighted = S.conv && S.order == kSpatialFirst;
+  channel_pool(S, i, p, weighted ? S.b + i * S.hw : nullptr);
+}
+
+// After the MLP: the spatial gate of x * a (channel-first), then the output.
+void infer_second(const Infer& S, int64_t i, const Part& p) {
+  if (S.conv && S.order == kChannelFirst) {
+    spatial_pool(S, i, p, S.a + i * S.c);
+    sync(p);
+    spatial_conv(S, i, p);
+    sync(p);
+  }
+  apply_gates(S, i, p);
+}
+
+// a = sigmoid(sum over pools of W1 relu(W0 d + b0) + b1) for samples [i0, i1): each
+// weight row is read once for all of them.
+void channel_mlp(const Infer& S, int64_t i0, int64_t i1, const Part& p) {
+  const int64_t c = S.c, hidden = S.hidden;
+  const float inv_hw = 1.0f / static_cast<float>(S.hw);
+  const float pools = static_cast<float>(S.c_avg + S.c_max);
+  int64_t lo, hi;
+  share(hidden, p, 1, &lo, &hi);
+  for (int64_t j = lo; j < hi; ++j) {
+    const float* row = S.w0 + j * c;
+    const float bias0 = S.b0 ? S.b0[j] : 0.0f;
+    for (int64_t i = i0; i < i1; ++i) {
+      float h = 0.0f;
+      if (S.c_avg) h += std::max(0.0f, dot(row, S.desc + i * 2 * c, c) * inv_hw + bias0);
+      if (S.c_max) h += std::max(0.0f, dot(row, S.desc + (i * 2 + 1) * c, c) + bias0);
+      S.hsum[i * hidden + j] = h;
+    }
+  }
+  sync(p);
+  share(c, p, 8, &lo, &hi);
+  for (int64_t ch = lo; ch < hi; ++ch) {
+    const float* row = S.w1 + ch * hidden;
+    const float bias1 = S.b1 ? pools * S.b1[ch] : 0.0f;
+    for (int64_t i = i0; i < i1; ++i)
+      S.a[i * c + ch] = sigmoid(dot(row, S.hsum + i * hidden, hidden) + bias1);
+  }
+  sync(p);
+}
+
+// One sample from start to end, its MLP included (where the MLP's weights are small next to
+// the sample: the sample's map stays in the cache from the first read to the output).
+void infer_sample(const Infer& S, int64_t i, const Part& p) {
+  infer_first(S, i, p);
+  if (S.w0 && S.mlp_per_sample) {
+    sync(p);
+    channel_mlp(S, i, i + 1, p);
+    infer_second(S, i, p);
+  }
+}
+
+void infer(const Infer& S, int threads) {
+#pragma omp parallel num_threads(threads)
+  {
+    const Part one{0, 1, false};
+    const Part all{omp_get_thread_num(), omp_get_num_threads(), true};
+    const int64_t whole = S.n / all.nt * all.nt;  // samples that go whole to a thread
+#pragma omp for schedule(static) nowait
+    for (int64_t i = 0; i < whole; ++i) infer_sample(S, i, one);
+    for (int64_t i = whole; i < S.n; ++i) infer_sample(S, i, all);
+    if (S.w0 && !S.mlp_per_sample) {  // one MLP for the batch, between two passes
+#pragma omp barrier
+      channel_mlp(S, 0, S.n, all);
+#pragma omp for schedule(static) nowait
+      for (int64_t i = 0; i < whole; ++i) infer_second(S, i, one);
+      for (int64_t i = whole; i < S.n; ++i) infer_second(S, i, all);
     }
   }
 }
@@ -337,3 +635,54 @@ void cbam_dual_reduce(const float* dy, const float* x, int64_t n, int64_t a_len,
 }
 
 }  // extern "C"
+
+// The whole CBAM forward without autograd: see `infer` above. x and y are (n, C, H, W)
+// (channels_last: (n, H, W, C)), y may be x; w0 null turns the channel gate off, conv null the spatial
+// gate; bn_* null: no BatchNorm (otherwise eval mode: running statistics).
+extern "C" void cbam_infer(const float* x, float* y, int64_t n, int64_t c, int64_t height,
+                           int64_t width, int channels_last, int order, const float* w0,
+                           const float* b0, const float* w1, const float* b1, int64_t hidden,
+                           int c_avg, int c_max, const float* conv, int64_t k, int s_avg_slot,
+                           int s_max_slot, const float* bn_weight, const float* bn_bias,
+                           const float* bn_mean, const float* bn_var, double bn_eps,
+                           int threads) {
+  Infer S{};
+  S.x = x;
+  S.y = y;
+  S.n = n;
+  S.c = c;
+  S.hw = height * width;
+  S.height = height;
+  S.width = width;
+  S.channels_last = channels_last != 0;
+  S.a_len = S.channels_last ? S.hw : c;
+  S.b_len = S.channels_last ? c : S.hw;
+  S.order = order;
+  S.w0 = w0;
+  S.b0 = b0;
+  S.w1 = w1;
+  S.b1 = b1;
+  S.hidden = hidden;
+  S.c_avg = c_avg != 0;
+  S.c_max = c_max != 0;
+  S.conv = conv;
+  S.k = k;
+  S.s_avg_slot = s_avg_slot;
+  S.s_max_slot = s_max_slot;
+  S.bn_scale = 1.0f;
+  S.bn_shift = 0.0f;
+  if (bn_mean) {
+    const double scale = (bn_weight ? *bn_weight : 1.0) / std::sqrt(*bn_var + bn_eps);
+    S.bn_scale = static_cast<float>(scale);
+    S.bn_shift = static_cast<float>((bn_bias ? *bn_bias : 0.0) - *bn_mean * scale);
+  }
+  // Per sample when the weights take less room than a quarter of a sample's map.
+  S.mlp_per_sample = 2 * c * hidden * 4 <= S.hw * c;
+  std::vector<float> scratch(n * (2 * c + hidden + c + 2 * S.hw + S.hw));
+  S.desc = scratch.data();
+  S.hsum = S.desc + n * 2 * c;
+  S.a = S.hsum + n * hidden;
+  S.smaps = S.a + n * c;
+  S.b = S.smaps + n * 2 * S.hw;
+  infer(S, threads);
+}

@@ -40,7 +40,9 @@ order of the gates' backward, the saved state):
 
 Both memory formats are native: a contiguous NCHW input is viewed as (N, C, HW) and a
 channels_last input as (N, HW, C), without copies; the output has the input's format.
-With no gradient needed (inference), a graph-free forward runs (amax, no indices).
+With no gradient needed (inference), a graph-free forward runs: on the kernels, the whole
+forward in one call (`native.infer`: each sample's passes back to back, in the cache), and
+with `inplace`, over x's own memory; on stock ops, amax without indices.
 The stock-op path runs the same code on CPU and CUDA with no compiler.
 
 API (what `CBAM.forward` calls; names are those of `cbam.py`)::
@@ -53,6 +55,7 @@ API (what `CBAM.forward` calls; names are those of `cbam.py`)::
         spatial_bn=nn.BatchNorm2d(1) | None,
         spatial_pool=("avg", "max"),        # among avg, max; concatenated in this order
         order="channel-first",              # or "spatial-first", "parallel"
+        inplace=False,                      # inference may write the output over x
     ) -> Tensor
 
 Which gates run follows from `mlp` and `spatial_conv_weight` being given. For a `CBAM`
@@ -95,8 +98,13 @@ def fused_cbam(
     spatial_bn: nn.BatchNorm2d | None = None,
     spatial_pool: Sequence[str] = ("avg", "max"),
     order: str = "channel-first",
+    inplace: bool = False,
 ) -> Tensor:
-    """CBAM of `x` (eq. 1-3 of the paper) with fused pooling and gating; see the module doc."""
+    """CBAM of `x` (eq. 1-3 of the paper) with fused pooling and gating; see the module doc.
+
+    inplace: when no autograd graph is recorded (inference), the output may be written over
+    x, which the caller then must not use again (for an x that dies with the call, such as a
+    BatchNorm's output: it saves allocating and faulting in a fresh buffer)."""
     if x.dim() != 4:
         raise ValueError(f"fused_cbam expects an (N, C, H, W) tensor; got shape {tuple(x.shape)}")
     if order not in _ORDERS:
@@ -128,10 +136,17 @@ def fused_cbam(
     bn_w = spatial_bn.weight if spatial_bn is not None else None
     bn_b = spatial_bn.bias if spatial_bn is not None else None
     tensors = (x, w0, b0, w1, b1, spatial_conv_weight, bn_w, bn_b)
+    needs_graph = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in tensors
+    )
+    if spec.native and not needs_graph:
+        y = _infer_native(spec, x, mlp, spatial_conv_weight, spatial_bn, inplace)
+        if y is not None:
+            return y
     # Under autocast the pools and products stay in x's dtype and the small parts in the
     # parameters' dtype (they cost nothing); the gates are cast to x's dtype.
     with torch.autocast(x.device.type, enabled=False):
-        if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        if needs_graph:
             return _FusedCBAM.apply(spec, spatial_bn, *tensors)
         y, _ = _forward(
             spec, x, (w0, b0, w1, b1), spatial_conv_weight, spatial_bn, build_graph=False
@@ -154,6 +169,7 @@ def cbam_forward(module: nn.Module, x: Tensor) -> Tensor:
         spatial_bn=sg.norm if sg is not None and isinstance(sg.norm, nn.BatchNorm2d) else None,
         spatial_pool=sg.pools if sg is not None else (),
         order=module.order,
+        inplace=module.inplace,
     )
 
 
@@ -519,6 +535,38 @@ def _forward_native(
     native.gate(x3, g1, None, g2, out=_view3(y, spec.channels_last))
     saved.a, saved.b = a, b
     return y, saved
+
+
+def _infer_native(
+    spec: _Spec,
+    x: Tensor,
+    mlp: tuple | None,
+    conv_weight: Tensor | None,
+    bn: nn.BatchNorm2d | None,
+    inplace: bool,
+) -> Tensor | None:
+    """Inference on the kernels: the whole forward in one call (native.infer), or None where
+    that call does not serve (a BatchNorm on batch statistics, parameters not float32)."""
+    bn_args = None
+    if bn is not None:
+        if bn.training or bn.running_mean is None:
+            return None  # batch statistics, and their running update: the general path
+        bn_args = (bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)
+    params = [*(mlp or ()), conv_weight, *(bn_args[:4] if bn_args else ())]
+    if any(t is not None and (t.dtype != torch.float32 or t.device.type != "cpu") for t in params):
+        return None
+    mlp = tuple(t.contiguous() if t is not None else None for t in mlp) if mlp else None
+    return native.infer(
+        x,
+        channels_last=spec.channels_last,
+        order=spec.order,
+        mlp=mlp,
+        channel_pool=spec.channel_pool,
+        conv_weight=conv_weight.contiguous() if conv_weight is not None else None,
+        spatial_pool=spec.spatial_pool,
+        bn=bn_args,
+        out=x if inplace else None,
+    )
 
 
 def _grad(out: Tensor, grad_out: Tensor, inputs: list[Tensor | None]) -> list[Tensor | None]:

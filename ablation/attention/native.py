@@ -34,7 +34,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-__all__ = ["available", "compile_seconds", "dual_reduce", "gate", "pool", "use_kernels"]
+__all__ = [
+    "available",
+    "compile_seconds",
+    "dual_reduce",
+    "gate",
+    "infer",
+    "pool",
+    "use_kernels",
+]
 
 ENV_SWITCH = "ABLATION_CBAM_KERNELS"
 _SOURCE = Path(__file__).with_name("cbam_kernels.cpp")
@@ -143,7 +151,12 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.cbam_gate.argtypes = [_VOID, _N, _N, _N, _VOID, _INT, _VOID, _INT, _VOID, _INT]
     lib.cbam_gate.argtypes += [_VOID, _VOID, _VOID, _INT]
     lib.cbam_dual_reduce.argtypes = [_VOID, _VOID, _N, _N, _N, _VOID, _VOID, _VOID, _VOID, _INT]
-    for name in ("cbam_pool_inner", "cbam_pool_outer", "cbam_gate", "cbam_dual_reduce"):
+    lib.cbam_infer.argtypes = [_VOID, _VOID, _N, _N, _N, _N, _INT, _INT]  # x, y, shape, layout
+    lib.cbam_infer.argtypes += [_VOID, _VOID, _VOID, _VOID, _N, _INT, _INT]  # channel gate
+    lib.cbam_infer.argtypes += [_VOID, _N, _INT, _INT]  # spatial conv
+    lib.cbam_infer.argtypes += [_VOID, _VOID, _VOID, _VOID, ctypes.c_double, _INT]  # BN, threads
+    names = ("cbam_pool_inner", "cbam_pool_outer", "cbam_gate", "cbam_dual_reduce", "cbam_infer")
+    for name in names:
         getattr(lib, name).restype = None
     return lib
 
@@ -232,3 +245,44 @@ def dual_reduce(
         _ptr(out_a), _ptr(out_b), torch.get_num_threads(),
     )  # fmt: skip
     return out_a, out_b
+
+
+ORDER_CODES = {"channel-first": 0, "spatial-first": 1, "parallel": 2}
+
+
+def infer(
+    x: Tensor,
+    *,
+    channels_last: bool,
+    order: str,
+    mlp: tuple[Tensor, Tensor, Tensor, Tensor] | None,
+    channel_pool: tuple[str, ...],
+    conv_weight: Tensor | None,
+    spatial_pool: tuple[str, ...],
+    bn: tuple[Tensor, Tensor, Tensor, Tensor, float] | None,
+    out: Tensor | None = None,
+) -> Tensor:
+    """The whole CBAM forward of a float32 CPU batch, without autograd, in one call.
+
+    x is (N, C, H, W), contiguous in NCHW or channels_last (`channels_last` says which);
+    mlp = (W0, b0, W1, b1) and the conv weight (1, len(spatial_pool), k, k) are float32 and
+    contiguous, None for a gate that is off; pools among avg and max; bn = (weight, bias,
+    running_mean, running_var, eps) of an eval-mode BatchNorm2d(1), or None. Returns y in
+    x's memory format, written to `out` if given (which may be x itself: in place)."""
+    lib = _library()
+    n, c, h, w = x.shape
+    y = torch.empty_like(x) if out is None else out
+    w0, b0, w1, b1 = mlp if mlp is not None else (None, None, None, None)
+    hidden = w0.shape[0] if w0 is not None else 0
+    slots = {kind: i for i, kind in enumerate(spatial_pool)} if conv_weight is not None else {}
+    k = conv_weight.shape[-1] if conv_weight is not None else 0
+    bn_w, bn_b, bn_mean, bn_var, eps = bn if bn is not None else (None, None, None, None, 0.0)
+    lib.cbam_infer(
+        x.data_ptr(), y.data_ptr(), n, c, h, w, int(channels_last), ORDER_CODES[order],
+        _ptr(w0), _ptr(b0), _ptr(w1), _ptr(b1), hidden,
+        int("avg" in channel_pool), int("max" in channel_pool),
+        _ptr(conv_weight), k, slots.get("avg", -1), slots.get("max", -1),
+        _ptr(bn_w), _ptr(bn_b), _ptr(bn_mean), _ptr(bn_var), float(eps),
+        torch.get_num_threads(),
+    )  # fmt: skip
+    return y

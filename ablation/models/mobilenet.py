@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual, MobileNetV2
 
-from ablation.attention import create_attention
+from ablation.attention import CBAM, create_attention
 
 
 def build_mobilenet_v2(
@@ -35,6 +35,8 @@ def build_mobilenet_v2(
     for block in model.modules():
         if isinstance(block, InvertedResidual):
             module = create_attention(attention, block.out_channels, **(cbam or {}))
+            if isinstance(module, CBAM):
+                module.inplace = True  # the projection BN's output feeds nothing else
             if not isinstance(module, nn.Identity):
                 block.conv.append(module)  # after the projection's BN, inside the branch
     return model

@@ -17,7 +17,7 @@ from typing import Any
 from torch import nn
 from torchvision.models import resnet as tv
 
-from ablation.attention import create_attention
+from ablation.attention import CBAM, create_attention
 
 # name -> (block, layers, groups, width_per_group). torchvision has no resnext101_32x4d builder,
 # but it is the same ResNet class with other settings (the paper's ResNeXt101 row).
@@ -63,4 +63,6 @@ def insert_attention(model: nn.Module, make: Callable[[int], nn.Module]) -> None
 def _then(norm: nn.BatchNorm2d, attention: nn.Module) -> nn.Module:
     if isinstance(attention, nn.Identity):
         return norm  # "none" keeps torchvision's module tree (and state-dict keys) untouched
+    if isinstance(attention, CBAM):
+        attention.inplace = True  # the norm's output feeds nothing else: reuse its memory
     return nn.Sequential(OrderedDict(norm=norm, attention=attention))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from ablation.attention import native
+from ablation.attention import CBAM, native
 from ablation.attention.fused import fused_cbam
 
 
@@ -155,7 +156,7 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 PROBE = """
 import torch
-from ablation.attention import native
+from ablation.attention import CBAM, native
 from ablation.attention.cbam import CBAM
 x = torch.randn(2, 16, 6, 6, requires_grad=True)
 CBAM(16, reduction=4)(x).sum().backward()
@@ -182,3 +183,138 @@ def test_without_the_kernels_cbam_takes_the_stock_op_path(tmp_path, env):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "False", "True"]
     assert not list(tmp_path.rglob("*.so"))
+
+
+# The one-call inference forward (native.infer): every knob it serves, against the module's
+# reference composition (cbam.py, plain autograd ops), in both layouts, with samples that go
+# whole to a thread and samples that all threads share (batch 1, and the third of three).
+INFER_KNOBS = (
+    [
+        dict(order=order, channel_pool=cp, spatial_pool=sp, spatial_norm=norm)
+        for order in ("channel-first", "spatial-first", "parallel")
+        for cp in (("avg",), ("max",), ("avg", "max"))
+        for sp in (("avg",), ("max",), ("avg", "max"), ("max", "avg"))
+        for norm in (False, True)
+    ]
+    + [dict(gates=("channel",), channel_pool=cp) for cp in (("avg",), ("max",), ("avg", "max"))]
+    + [
+        dict(gates=("spatial",), spatial_pool=sp, spatial_norm=norm)
+        for sp in (("avg",), ("max",), ("max", "avg"))
+        for norm in (False, True)
+    ]
+)
+
+
+def random_cbam(channels: int, kernel_size: int, seed: int, **knobs) -> CBAM:
+    torch.manual_seed(seed)
+    module = CBAM(channels, reduction=4, kernel_size=kernel_size, **knobs).eval()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn_like(p) * 0.5)
+        norm = module.spatial_gate.norm if module.spatial_gate is not None else None
+        if isinstance(norm, torch.nn.BatchNorm2d):
+            norm.running_mean.fill_(0.3)
+            norm.running_var.fill_(0.7)
+    return module
+
+
+@pytest.fixture
+def infer_calls(monkeypatch):
+    calls = []
+    original = native.infer
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["order"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(native, "infer", spy)
+    return calls
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize(
+    "shape, kernel_size",
+    [
+        ((1, 16, 6, 5), 3),
+        ((1, 32, 12, 12), 5),
+        ((3, 24, 7, 9), 7),
+        ((2, 40, 3, 3), 7),
+        ((2, 64, 20, 20), 7),
+    ],
+    # The MLP runs per sample where its weights are small next to a map (8 * hidden <= H * W)
+    # and once for the batch otherwise: both, with whole and shared samples.
+    ids=["one-sample", "one-sample-own-mlp", "three-samples", "kernel-wider-than-map", "long-rows"],
+)
+def test_inference_in_one_call_matches_the_reference(
+    shape, kernel_size, layout, threads, infer_calls
+):
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for i, knobs in enumerate(INFER_KNOBS):
+            module = random_cbam(shape[1], kernel_size, seed=i, **knobs)
+            x = rand(*shape, seed=100 + i)
+            if layout == "channels_last":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                expected = module.reference_forward(x)
+                y = module(x)
+            assert len(infer_calls) == i + 1, f"{knobs}: native.infer was not used"
+            assert y.is_contiguous(memory_format=torch.channels_last) == (layout != "nchw")
+            torch.testing.assert_close(
+                y, expected, atol=1e-5, rtol=1e-5, msg=lambda m, k=knobs: f"{k}: {m}"
+            )
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_inference_with_batch_statistics_takes_the_general_path(infer_calls):
+    # A spatial BatchNorm in training mode under no_grad uses (and updates) batch statistics.
+    module = random_cbam(16, 3, seed=1, spatial_norm=True).train()
+    reference = copy.deepcopy(module)
+    x = rand(2, 16, 5, 5, seed=2)
+    with torch.no_grad():
+        y = module(x)
+        expected = reference.reference_forward(x)
+    assert infer_calls == []
+    torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        module.spatial_gate.norm.running_mean, reference.spatial_gate.norm.running_mean
+    )
+    module.eval()
+    with torch.no_grad():
+        module(x)
+    assert infer_calls == ["channel-first"]
+
+
+def test_inference_of_models_with_lp_pools_or_float64_takes_the_general_path(infer_calls):
+    x = rand(2, 16, 5, 5, seed=3)
+    with torch.no_grad():
+        random_cbam(16, 3, seed=2, channel_pool=("avg", "lp"))(x)
+        random_cbam(16, 3, seed=2).double()(x.double())
+        with native.use_kernels(False):
+            random_cbam(16, 3, seed=2)(x)
+    assert infer_calls == []
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+def test_inplace_inference_writes_over_the_input_and_training_never_does(layout):
+    module = random_cbam(32, 7, seed=5, spatial_norm=True)
+    module.inplace = True
+    x = rand(3, 32, 10, 10, seed=6)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected = module.reference_forward(x)
+        x_inference = x.clone()
+        y = module(x_inference)
+    assert y.data_ptr() == x_inference.data_ptr()
+    torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(x_inference, expected, atol=1e-5, rtol=1e-5)
+    # With a graph to record, the input is kept (backward needs it).
+    module.train()
+    xg = x.clone().requires_grad_()
+    before = xg.detach().clone()
+    module(xg).sum().backward()
+    assert torch.equal(xg.detach(), before) and xg.grad is not None

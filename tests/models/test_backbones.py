@@ -87,6 +87,26 @@ def test_attention_sits_at_end_of_residual_branch_before_the_addition():
     assert all(isinstance(m.conv[-2], nn.BatchNorm2d) for m in inverted)
 
 
+@pytest.mark.parametrize("backbone", ["resnet20", "resnet50", "mobilenet_v2"])
+def test_cbam_in_backbones_overwrites_the_norms_output_in_inference_and_agrees(backbone):
+    # The backbones let CBAM write its output over its input (a BatchNorm's output that nothing
+    # else reads); in inference that must change nothing but memory use.
+    torch.manual_seed(0)
+    model = build_model(backbone, "cbam", num_classes=10).eval()
+    modules = _attention_modules(model, "cbam")
+    assert modules and all(m.inplace for m in modules)
+    for m in modules:  # gates away from 1/2, so that a wrong gating would show
+        for p in m.parameters():
+            nn.init.normal_(p, std=0.3)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        y = model(x)
+        for m in modules:
+            m.inplace = False
+        expected = model(x)
+    torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-5)
+
+
 def test_one_channel_stems():
     for backbone in ("resnet50", "mobilenet_v2", "resnet20"):
         with torch.device("meta"):
