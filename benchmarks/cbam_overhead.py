@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/cbam_overhead.py            # everything, ~10 min on 2 threads
     .venv/bin/python benchmarks/cbam_overhead.py --only blocks --steps 20
+    .venv/bin/python benchmarks/cbam_overhead.py --modes inference --variants fused passes timm
 
 CBAM goes where the project puts it: after the last BN of every residual branch, before the
 addition (`ablation.models.resnet.insert_attention`). Variants:
@@ -9,7 +10,9 @@ addition (`ablation.models.resnet.insert_attention`). Variants:
 - plain:  torchvision ResNet-50 (or the CIFAR ResNet-20), no attention;
 - fused:  the project's `CBAM` run through `ablation.attention.fused.cbam_forward`, on the
           compiled kernels of `ablation.attention.native` (built once, cached; the build
-          time is measured in a fresh cache and printed with the tables);
+          time is measured in a fresh cache and printed with the tables); in inference the
+          whole forward is one kernel call, written over the BN's output in the models;
+- passes: (not run by default) fused with inference on the per-pass kernels instead;
 - stock:  the same fused path on stock PyTorch ops only (kernels off: no compiler needed);
 - eager:  the same module, its gates composed with plain autograd (`f * gate(f)`);
 - timm:   `timm.layers.CbamModule` (benchmark-only extra `bench`).
@@ -63,6 +66,15 @@ class StockCBAM(CBAM):
             return cbam_forward(self, f)
 
 
+class PassesCBAM(CBAM):
+    """The fused path with inference on the per-pass kernels (as training runs them) rather
+    than in one call: what `fused` inference was before `native.infer`."""
+
+    def forward(self, f: Tensor) -> Tensor:
+        with native.use_kernels(True, whole_inference=False):
+            return cbam_forward(self, f)
+
+
 class EagerCBAM(CBAM):
     """The project's CBAM, gates composed with plain autograd (the straightforward way)."""
 
@@ -85,6 +97,7 @@ def _timm_cbam(channels: int) -> nn.Module:
 ATTENTIONS: dict[str, Callable[[int], nn.Module] | None] = {
     "plain": None,
     "fused": FusedCBAM,
+    "passes": PassesCBAM,
     "stock": StockCBAM,
     "eager": EagerCBAM,
     "timm": _timm_cbam,
@@ -278,7 +291,13 @@ def main() -> None:
     parser.add_argument(
         "--modes", nargs="+", default=["train", "inference"], choices=("train", "inference")
     )
-    parser.add_argument("--variants", nargs="+", default=list(ATTENTIONS), choices=ATTENTIONS)
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=[name for name in ATTENTIONS if name != "passes"],
+        choices=ATTENTIONS,
+        help="default: all but passes (which differs from fused in inference only)",
+    )
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument(
         "--tuned-malloc", action="store_true", help="rerun with GLIBC_TUNABLES=MALLOC_TUNABLES"

@@ -139,7 +139,7 @@ def fused_cbam(
     needs_graph = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in tensors
     )
-    if spec.native and not needs_graph:
+    if spec.native and not needs_graph and native.whole_inference():
         y = _infer_native(spec, x, mlp, spatial_conv_weight, spatial_bn, inplace)
         if y is not None:
             return y

@@ -42,6 +42,7 @@ __all__ = [
     "infer",
     "pool",
     "use_kernels",
+    "whole_inference",
 ]
 
 ENV_SWITCH = "ABLATION_CBAM_KERNELS"
@@ -50,6 +51,7 @@ _FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17")
 _log = logging.getLogger(__name__)
 _compile_seconds = 0.0
 _ENABLED = contextvars.ContextVar("cbam_kernels_enabled", default=True)
+_WHOLE_INFERENCE = contextvars.ContextVar("cbam_kernels_whole_inference", default=True)
 
 _VOID = ctypes.c_void_p
 _N = ctypes.c_int64
@@ -67,15 +69,23 @@ def available(x: Tensor) -> bool:
 
 
 @contextlib.contextmanager
-def use_kernels(enabled: bool) -> Iterator[None]:
+def use_kernels(enabled: bool, *, whole_inference: bool = True) -> Iterator[None]:
     """Inside the block, CBAM uses the kernels (where they serve) or, with False, the
-    stock-op path: for comparisons and tests. ABLATION_CBAM_KERNELS=0 turns them off for the
-    whole process."""
+    stock-op path: for comparisons and tests. whole_inference=False runs inference on the
+    per-pass kernels that training uses instead of one `infer` call (for comparisons).
+    ABLATION_CBAM_KERNELS=0 turns the kernels off for the whole process."""
     token = _ENABLED.set(enabled)
+    whole = _WHOLE_INFERENCE.set(whole_inference)
     try:
         yield
     finally:
+        _WHOLE_INFERENCE.reset(whole)
         _ENABLED.reset(token)
+
+
+def whole_inference() -> bool:
+    """False inside `use_kernels(..., whole_inference=False)`."""
+    return _WHOLE_INFERENCE.get()
 
 
 def compile_seconds() -> float:

@@ -240,8 +240,11 @@ def test_channels_last_input_gives_the_same_result_and_format(order):
         torch.testing.assert_close(g_cl[name], g[name], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("whole", [True, False], ids=["one-call", "per-pass"])
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
-def test_inference_path_matches_reference(layout):
+def test_inference_path_matches_reference(layout, whole, path):
+    # On the kernels, inference is one native.infer call, or (whole=False) the per-pass
+    # kernels that training uses, run without a graph.
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(2, 16, 8, 8, generator=gen)
     if layout == "channels_last":
@@ -252,7 +255,7 @@ def test_inference_path_matches_reference(layout):
     ):
         knobs = dict(channel_pool=cp, spatial_pool=("avg", "max"), order=order)
         bn = make_bn("eval", torch.float32, seed=4)
-        with torch.no_grad():
+        with torch.no_grad(), native.use_kernels(path == "kernels", whole_inference=whole):
             y = run_fused(x, p, gates=("channel", "spatial"), bn=bn, **knobs)
             y_ref = ref_cbam(x, p, gates=("channel", "spatial"), bn=bn, **knobs)
         assert y.grad_fn is None
