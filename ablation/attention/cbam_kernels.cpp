@@ -10,9 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
-#include <algorithm>
 #include <memory>
-#include <vector>
 
 #include <omp.h>
 
@@ -336,6 +334,10 @@ struct Part {
   bool shared;
 };
 
+inline int64_t min64(int64_t u, int64_t v) { return u < v ? u : v; }
+
+inline float relu(float z) { return z > 0.0f ? z : 0.0f; }
+
 // This thread's share [lo, hi) of `len`, in units of `align` (vector-friendly cuts).
 inline void share(int64_t len, const Part& p, int64_t align, int64_t* lo, int64_t* hi) {
   if (!p.shared) {
@@ -344,8 +346,8 @@ inline void share(int64_t len, const Part& p, int64_t align, int64_t* lo, int64_
     return;
   }
   const int64_t units = (len + align - 1) / align;
-  *lo = std::min(len, units * p.tid / p.nt * align);
-  *hi = std::min(len, units * (p.tid + 1) / p.nt * align);
+  *lo = min64(len, units * p.tid / p.nt * align);
+  *hi = min64(len, units * (p.tid + 1) / p.nt * align);
 }
 
 inline void sync(const Part& p) {
@@ -504,8 +506,8 @@ void channel_mlp(const Infer& S, int64_t i0, int64_t i1, const Part& p) {
     const float bias0 = S.b0 ? S.b0[j] : 0.0f;
     for (int64_t i = i0; i < i1; ++i) {
       float h = 0.0f;
-      if (S.c_avg) h += std::max(0.0f, dot(row, S.desc + i * 2 * c, c) * inv_hw + bias0);
-      if (S.c_max) h += std::max(0.0f, dot(row, S.desc + (i * 2 + 1) * c, c) + bias0);
+      if (S.c_avg) h += relu(dot(row, S.desc + i * 2 * c, c) * inv_hw + bias0);
+      if (S.c_max) h += relu(dot(row, S.desc + (i * 2 + 1) * c, c) + bias0);
       S.hsum[i * hidden + j] = h;
     }
   }
@@ -678,8 +680,8 @@ extern "C" void cbam_infer(const float* x, float* y, int64_t n, int64_t c, int64
   }
   // Per sample when the weights take less room than a quarter of a sample's map.
   S.mlp_per_sample = 2 * c * hidden * 4 <= S.hw * c;
-  std::vector<float> scratch(n * (2 * c + hidden + c + 2 * S.hw + S.hw));
-  S.desc = scratch.data();
+  std::unique_ptr<float[]> scratch(new float[n * (2 * c + hidden + c + 2 * S.hw + S.hw)]);
+  S.desc = scratch.get();
   S.hsum = S.desc + n * 2 * c;
   S.a = S.hsum + n * hidden;
   S.smaps = S.a + n * c;
