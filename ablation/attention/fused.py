@@ -169,7 +169,7 @@ def cbam_forward(module: nn.Module, x: Tensor) -> Tensor:
         spatial_bn=sg.norm if sg is not None and isinstance(sg.norm, nn.BatchNorm2d) else None,
         spatial_pool=sg.pools if sg is not None else (),
         order=module.order,
-        inplace=module.inplace,
+        inplace=getattr(module, "inplace", False),  # modules pickled before it existed
     )
 
 

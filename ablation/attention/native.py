@@ -296,3 +296,19 @@ def infer(
         torch.get_num_threads(),
     )  # fmt: skip
     return y
+
+
+def main() -> None:
+    """`python -m ablation.attention`: build the kernels into the cache now and say what
+    happened. The setup (`make`) runs it, so that no trial pays the build."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    lib = _library()
+    if lib is None:
+        print(
+            "CBAM kernels: unavailable (no C++ compiler, a failed build, or "
+            f"{ENV_SWITCH}=0): CBAM runs on stock PyTorch ops"
+        )
+    elif _compile_seconds > 0:
+        print(f"CBAM kernels: built in {_compile_seconds:.1f} s into {lib._name}")
+    else:
+        print(f"CBAM kernels: cached in {lib._name}")

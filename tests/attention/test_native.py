@@ -156,7 +156,7 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 PROBE = """
 import torch
-from ablation.attention import CBAM, native
+from ablation.attention import native
 from ablation.attention.cbam import CBAM
 x = torch.randn(2, 16, 6, 6, requires_grad=True)
 CBAM(16, reduction=4)(x).sum().backward()
@@ -171,6 +171,25 @@ def test_kernels_build_once_into_the_cache_and_later_processes_load_them(tmp_pat
     assert list((tmp_path / "ablation" / "cbam-kernels").glob("cbam_kernels-*.so"))
     second = _python(PROBE, XDG_CACHE_HOME=str(tmp_path))
     assert second.stdout.split() == ["True", "False", "True"]  # loaded from the cache
+
+
+def test_the_setup_command_builds_the_kernels_or_says_why_not(tmp_path):
+    def setup(**env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "ablation.attention"],
+            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path), **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    first = setup()
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("CBAM kernels: built in ") and str(tmp_path) in first.stdout
+    second = setup()
+    assert second.stdout.startswith("CBAM kernels: cached in ")
+    off = setup(ABLATION_CBAM_KERNELS="0")
+    assert off.returncode == 0 and "unavailable" in off.stdout  # the setup goes on without
 
 
 @pytest.mark.parametrize(
