@@ -290,6 +290,109 @@ void gate_rows(const float* v, int64_t n, int64_t a_len, int64_t b_len, Term g1,
 }
 
 
+// The spatial gate's k x k convolution (one output channel, zero padding k / 2, stride 1) on
+// H x W planes, a row at a time: o[w] += scale * sum_{ky, kx} weight[ky, kx] *
+// map[h + ky - k/2, w + kx - k/2]. With Flip, the transpose (the gradient of the map from
+// the output's gradient g passed as `map`): o[w] += sum weight[ky, kx] * g[h - ky + k/2,
+// w - kx + k/2]. K > 0 fixes k at compile time: the interior columns (every tap inside the
+// row) then take all k taps of a kernel row in one vectorised pass.
+template <int K, bool Flip>
+void conv_row_k(const float* map, const float* weight, float scale, int64_t k, int64_t h_len,
+                int64_t w_len, int64_t h, float* o) {
+  if (K > 0) k = K;
+  const int64_t r = k / 2;
+  for (int64_t ky = 0; ky < k; ++ky) {
+    const int64_t ih = Flip ? h - ky + r : h + ky - r;
+    if (ih < 0 || ih >= h_len) continue;
+    const float* row = map + ih * w_len;
+    const float* wk = weight + ky * k;
+    // Column w reads row[w + s * (kx - r)], s = -1 when flipped.
+    auto tap = [&](int64_t w, int64_t kx) {
+      const int64_t at = Flip ? w - kx + r : w + kx - r;
+      return at >= 0 && at < w_len ? wk[kx] * row[at] : 0.0f;
+    };
+    const int64_t lo = r < w_len ? r : w_len, hi = w_len - r > lo ? w_len - r : lo;
+    if (K > 0) {
+      for (int64_t w = 0; w < lo; ++w)
+        for (int64_t kx = 0; kx < K; ++kx) o[w] += scale * tap(w, kx);
+      for (int64_t w = hi; w < w_len; ++w)
+        for (int64_t kx = 0; kx < K; ++kx) o[w] += scale * tap(w, kx);
+      float wv[K > 0 ? K : 1];
+      for (int kx = 0; kx < K; ++kx) wv[kx] = wk[Flip ? K - 1 - kx : kx] * scale;
+      const float* base = row - r;  // base[w + j] = row[w + j - r]
+#pragma omp simd
+      for (int64_t w = lo; w < hi; ++w) {
+        float acc = 0.0f;
+        for (int j = 0; j < K; ++j) acc += wv[j] * base[w + j];
+        o[w] += acc;
+      }
+    } else {
+      for (int64_t w = 0; w < w_len; ++w)
+        for (int64_t kx = 0; kx < k; ++kx) o[w] += scale * tap(w, kx);
+    }
+  }
+}
+
+template <bool Flip>
+void conv_row_any(const float* map, const float* weight, float scale, int64_t k, int64_t h_len,
+                  int64_t w_len, int64_t h, float* o) {
+  switch (k) {
+    case 3: conv_row_k<3, Flip>(map, weight, scale, k, h_len, w_len, h, o); break;
+    case 5: conv_row_k<5, Flip>(map, weight, scale, k, h_len, w_len, h, o); break;
+    case 7: conv_row_k<7, Flip>(map, weight, scale, k, h_len, w_len, h, o); break;
+    default: conv_row_k<0, Flip>(map, weight, scale, k, h_len, w_len, h, o); break;
+  }
+}
+
+void conv_row(const float* map, const float* weight, float scale, int64_t h_len, int64_t w_len,
+              int64_t k, int64_t h, float* o) {
+  conv_row_any<false>(map, weight, scale, k, h_len, w_len, h, o);
+}
+
+void conv_row_transposed(const float* g, const float* weight, int64_t h_len, int64_t w_len,
+                         int64_t k, int64_t h, float* o) {
+  conv_row_any<true>(g, weight, 1.0f, k, h_len, w_len, h, o);
+}
+
+// The weight's gradient from one output row: for every kx, the sum over w of g[w] *
+// map_row[w + kx - k/2] (map_row: the input row that kernel row ky reads), added to vsum[kx]
+// (8 lanes, the interior columns, 8 at a time when K > 0 fixes k) and ssum[kx] (the rest).
+template <int K>
+void conv_weight_row_k(const float* g, const float* row, int64_t k, int64_t w_len, f8* vsum,
+                       float* ssum) {
+  if (K > 0) k = K;
+  const int64_t r = k / 2;
+  const int64_t lo = r < w_len ? r : w_len, hi = w_len - r > lo ? w_len - r : lo;
+  int64_t w = lo;  // columns [lo, w) go to the vector sums
+  if (K > 0) {
+    f8 acc[K > 0 ? K : 1];
+    for (int j = 0; j < K; ++j) acc[j] = vsum[j];
+    for (; w + 8 <= hi; w += 8) {
+      const f8 gv = load8(g + w);
+      for (int j = 0; j < K; ++j) acc[j] += gv * load8(row + w + j - r);
+    }
+    for (int j = 0; j < K; ++j) vsum[j] = acc[j];
+  }
+  for (int64_t kx = 0; kx < k; ++kx) {  // the edges [0, lo), and [w, w_len) with the tail
+    const int64_t dx = kx - r;
+    const int64_t first = dx < 0 ? -dx : 0, end = dx > 0 ? w_len - dx : w_len;  // v + dx inside
+    float total = 0.0f;
+    for (int64_t v = first; v < (lo < end ? lo : end); ++v) total += g[v] * row[v + dx];
+    for (int64_t v = w > first ? w : first; v < end; ++v) total += g[v] * row[v + dx];
+    ssum[kx] += total;
+  }
+}
+
+void conv_weight_row(const float* g, const float* row, int64_t k, int64_t w_len, f8* vsum,
+                     float* ssum) {
+  switch (k) {
+    case 3: conv_weight_row_k<3>(g, row, k, w_len, vsum, ssum); break;
+    case 5: conv_weight_row_k<5>(g, row, k, w_len, vsum, ssum); break;
+    case 7: conv_weight_row_k<7>(g, row, k, w_len, vsum, ssum); break;
+    default: conv_weight_row_k<0>(g, row, k, w_len, vsum, ssum); break;
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Inference: the whole CBAM forward of a batch in one call, no autograd state.
 //
@@ -411,7 +514,7 @@ void spatial_pool(const Infer& S, int64_t i, const Part& p, const float* a) {
 
 // b of sample i: sigmoid(BN(conv_kxk([avg map, max map]))) with zero padding, rows [lo, hi).
 void spatial_conv(const Infer& S, int64_t i, const Part& p) {
-  const int64_t h_len = S.height, w_len = S.width, k = S.k, r = k / 2;
+  const int64_t h_len = S.height, w_len = S.width, k = S.k;
   float* out = S.b + i * S.hw;
   int64_t lo, hi;
   share(h_len, p, 1, &lo, &hi);
@@ -422,20 +525,8 @@ void spatial_conv(const Infer& S, int64_t i, const Part& p) {
       const int slot = plane == 0 ? S.s_avg_slot : S.s_max_slot;
       if (slot < 0) continue;
       const float scale = plane == 0 ? 1.0f / static_cast<float>(S.c) : 1.0f;  // sum -> mean
-      const float* map = S.smaps + (i * 2 + plane) * S.hw;
-      const float* weight = S.conv + slot * k * k;
-      for (int64_t ky = 0; ky < k; ++ky) {
-        const int64_t ih = h + ky - r;
-        if (ih < 0 || ih >= h_len) continue;
-        const float* row = map + ih * w_len;
-        for (int64_t kx = 0; kx < k; ++kx) {
-          const float wv = weight[ky * k + kx] * scale;
-          const int64_t dx = kx - r;
-          const int64_t w0 = dx < 0 ? -dx : 0, w1 = dx > 0 ? w_len - dx : w_len;
-#pragma omp simd
-          for (int64_t w = w0; w < w1; ++w) o[w] += wv * row[w + dx];
-        }
-      }
+      conv_row(S.smaps + (i * 2 + plane) * S.hw, S.conv + slot * k * k, scale, h_len, w_len, k,
+               h, o);
     }
     for (int64_t w = 0; w < w_len; ++w) o[w] = sigmoid(o[w] * S.bn_scale + S.bn_shift);
   }
@@ -687,4 +778,79 @@ extern "C" void cbam_infer(const float* x, float* y, int64_t n, int64_t c, int64
   S.smaps = S.a + n * c;
   S.b = S.smaps + n * 2 * S.hw;
   infer(S, threads);
+}
+
+// The spatial gate's convolution in training (autograd runs BatchNorm and the sigmoid):
+// out (n, 1, H, W) = conv_kxk(maps (n, planes, H, W), weight (1, planes, k, k)), zero
+// padding k / 2. Rows go to threads.
+extern "C" void cbam_conv_forward(const float* maps, int64_t n, int64_t planes, int64_t height,
+                                  int64_t width, const float* weight, int64_t k, float* out,
+                                  int threads) {
+  const int64_t hw = height * width;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t row = 0; row < n * height; ++row) {
+    const int64_t i = row / height, h = row % height;
+    float* o = out + i * hw + h * width;
+    for (int64_t w = 0; w < width; ++w) o[w] = 0.0f;
+    for (int64_t p = 0; p < planes; ++p)
+      conv_row(maps + (i * planes + p) * hw, weight + p * k * k, 1.0f, height, width, k, h, o);
+  }
+}
+
+// Its backward from g = dL/dout (n, 1, H, W): grad_maps (n, planes, H, W) and grad_weight
+// (1, planes, k, k), each skipped when null. The weight's gradient sums in double.
+extern "C" void cbam_conv_backward(const float* g, const float* maps, const float* weight,
+                                   int64_t n, int64_t planes, int64_t height, int64_t width,
+                                   int64_t k, float* grad_maps, float* grad_weight,
+                                   int threads) {
+  const int64_t hw = height * width, r = k / 2;
+  if (grad_maps) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t row = 0; row < n * planes * height; ++row) {
+      const int64_t plane_row = row / height, h = row % height;
+      const int64_t i = plane_row / planes, p = plane_row % planes;
+      float* o = grad_maps + plane_row * hw + h * width;
+      for (int64_t w = 0; w < width; ++w) o[w] = 0.0f;
+      conv_row_transposed(g + i * hw, weight + p * k * k, height, width, k, h, o);
+    }
+  }
+  if (grad_weight) {  // samples to threads; float sums within a sample, double across
+    const int64_t taps = planes * k * k;
+    std::unique_ptr<double[]> partial(new double[threads * taps]());
+#pragma omp parallel num_threads(threads)
+    {
+      double* acc = partial.get() + omp_get_thread_num() * taps;
+      std::unique_ptr<f8[]> vsum(new f8[taps]);
+      std::unique_ptr<float[]> ssum(new float[taps]);
+#pragma omp for schedule(static)
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t tap = 0; tap < taps; ++tap) {
+          vsum[tap] = f8{};
+          ssum[tap] = 0.0f;
+        }
+        for (int64_t h = 0; h < height; ++h) {
+          const float* gr = g + i * hw + h * width;
+          for (int64_t p = 0; p < planes; ++p) {
+            for (int64_t ky = 0; ky < k; ++ky) {
+              const int64_t ih = h + ky - r;
+              if (ih < 0 || ih >= height) continue;
+              const int64_t at = (p * k + ky) * k;
+              conv_weight_row(gr, maps + (i * planes + p) * hw + ih * width, k, width,
+                              vsum.get() + at, ssum.get() + at);
+            }
+          }
+        }
+        for (int64_t tap = 0; tap < taps; ++tap) {
+          double total = ssum[tap];
+          for (int lane = 0; lane < 8; ++lane) total += vsum[tap][lane];
+          acc[tap] += total;
+        }
+      }
+    }
+    for (int64_t tap = 0; tap < taps; ++tap) {
+      double total = 0.0;
+      for (int t = 0; t < threads; ++t) total += partial[t * taps + tap];
+      grad_weight[tap] = static_cast<float>(total);
+    }
+  }
 }

@@ -37,6 +37,8 @@ from torch import Tensor
 __all__ = [
     "available",
     "compile_seconds",
+    "conv",
+    "conv_backward",
     "dual_reduce",
     "gate",
     "infer",
@@ -165,7 +167,11 @@ def _bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.cbam_infer.argtypes += [_VOID, _VOID, _VOID, _VOID, _N, _INT, _INT]  # channel gate
     lib.cbam_infer.argtypes += [_VOID, _N, _INT, _INT]  # spatial conv
     lib.cbam_infer.argtypes += [_VOID, _VOID, _VOID, _VOID, ctypes.c_double, _INT]  # BN, threads
+    lib.cbam_conv_forward.argtypes = [_VOID, _N, _N, _N, _N, _VOID, _N, _VOID, _INT]
+    lib.cbam_conv_backward.argtypes = [_VOID, _VOID, _VOID, _N, _N, _N, _N, _N, _VOID, _VOID]
+    lib.cbam_conv_backward.argtypes += [_INT]
     names = ("cbam_pool_inner", "cbam_pool_outer", "cbam_gate", "cbam_dual_reduce", "cbam_infer")
+    names += ("cbam_conv_forward", "cbam_conv_backward")
     for name in names:
         getattr(lib, name).restype = None
     return lib
@@ -255,6 +261,33 @@ def dual_reduce(
         _ptr(out_a), _ptr(out_b), torch.get_num_threads(),
     )  # fmt: skip
     return out_a, out_b
+
+
+def conv(maps: Tensor, weight: Tensor) -> Tensor:
+    """The spatial gate's convolution: (N, P, H, W) maps and a (1, P, k, k) weight, both
+    contiguous float32, zero padding k // 2, no bias -> (N, 1, H, W)."""
+    n, planes, h, w = maps.shape
+    out = torch.empty((n, 1, h, w), dtype=maps.dtype)
+    _library().cbam_conv_forward(
+        maps.data_ptr(), n, planes, h, w, weight.data_ptr(), weight.shape[-1], out.data_ptr(),
+        torch.get_num_threads(),
+    )  # fmt: skip
+    return out
+
+
+def conv_backward(
+    grad: Tensor, maps: Tensor, weight: Tensor, *, want_maps: bool = True, want_weight: bool = True
+) -> tuple[Tensor | None, Tensor | None]:
+    """Gradients of `conv` for the maps and the weight from the output's gradient `grad`
+    ((N, 1, H, W), contiguous float32); an unwanted one is None."""
+    n, planes, h, w = maps.shape
+    grad_maps = torch.empty_like(maps) if want_maps else None
+    grad_weight = torch.empty_like(weight) if want_weight else None
+    _library().cbam_conv_backward(
+        grad.data_ptr(), maps.data_ptr(), weight.data_ptr(), n, planes, h, w, weight.shape[-1],
+        _ptr(grad_maps), _ptr(grad_weight), torch.get_num_threads(),
+    )  # fmt: skip
+    return grad_maps, grad_weight
 
 
 ORDER_CODES = {"channel-first": 0, "spatial-first": 1, "parallel": 2}

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ablation.attention import CBAM, native
 from ablation.attention.fused import fused_cbam
@@ -121,9 +122,36 @@ def test_dual_reduce_sums_the_product_both_ways(shape, weights):
     torch.testing.assert_close(only_b[1], out_b)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(
+    "n, planes, h, w, k",
+    [(2, 2, 9, 11, 7), (1, 1, 5, 4, 3), (3, 2, 3, 2, 7), (4, 2, 16, 16, 1), (2, 2, 20, 37, 5)],
+    ids=["7x7", "one-map", "kernel-wider-than-map", "1x1", "odd-width"],
+)
+def test_conv_and_its_gradients_are_torchs(n, planes, h, w, k, threads):
+    maps = rand(n, planes, h, w, seed=20).requires_grad_()
+    weight = rand(1, planes, k, k, seed=21).requires_grad_()
+    grad = rand(n, 1, h, w, seed=22)
+    expected = F.conv2d(maps, weight, padding=k // 2)
+    expected_maps, expected_weight = torch.autograd.grad(expected, [maps, weight], grad)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        out = native.conv(maps.detach(), weight.detach())
+        grad_maps, grad_weight = native.conv_backward(grad, maps.detach(), weight.detach())
+        only_weight = native.conv_backward(grad, maps.detach(), weight.detach(), want_maps=False)
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grad_maps, expected_maps, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(grad_weight, expected_weight, atol=1e-4, rtol=1e-5)
+    assert only_weight[0] is None
+    torch.testing.assert_close(only_weight[1], grad_weight)
+
+
 def test_float32_cbam_runs_on_the_kernels_and_other_inputs_do_not(monkeypatch):
     calls = []
-    for name in ("pool", "gate", "dual_reduce"):
+    for name in ("pool", "gate", "dual_reduce", "conv", "conv_backward"):
         original = getattr(native, name)
 
         def spy(*args, _name=name, _original=original, **kwargs):
@@ -134,7 +162,7 @@ def test_float32_cbam_runs_on_the_kernels_and_other_inputs_do_not(monkeypatch):
     knobs = dict(mlp=None, spatial_conv_weight=torch.randn(1, 2, 3, 3, requires_grad=True))
     x = torch.randn(2, 8, 5, 5, requires_grad=True)
     fused_cbam(x, **knobs).sum().backward()
-    assert {"pool", "gate", "dual_reduce"} <= set(calls)
+    assert {"pool", "gate", "dual_reduce", "conv", "conv_backward"} <= set(calls)
     calls.clear()
     with native.use_kernels(False):
         fused_cbam(x, **knobs).sum().backward()
