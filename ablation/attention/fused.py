@@ -33,8 +33,9 @@ order of the gates' backward, the saved state):
   each pool is one read of x with sum, max and argmax together, the spatial-first and
   channel-first pools read x weighted by the other gate instead of a formed x * a; the
   output is one read and one write; backward reads dy and x once for dL/da and dL/db and
-  forms the input gradient in one more pass. Built with g++ on first use (about a second,
-  cached), see `native.compile_seconds()`;
+  forms the input gradient in one more pass; the sub-graph's k x k conv (one output
+  channel) and its backward run on them too (`_SpatialConv`). Built with g++ at setup or
+  on first use (a few seconds, cached), see `native.compile_seconds()`;
 - stock PyTorch ops (everything else: CUDA, float64, half types under autocast, lp/lse
   pools, no compiler, or ABLATION_CBAM_KERNELS=0), described above.
 
