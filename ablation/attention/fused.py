@@ -315,7 +315,8 @@ def _spatial_logits(
 class _SpatialConv(torch.autograd.Function):
     """The k x k conv of the spatial gate on the kernels (native.conv): one output channel
     and two input maps are far from what oneDNN and aten's convolutions are built for (at
-    128x2x32x32, 7x7: 7 ms forward and 33 ms backward there, one thread)."""
+    128x2x32x32, 7x7, one thread: 7.8 ms forward and 44.6 ms backward there, 4.0 and 7.2 ms
+    here; benchmarks/cbam_profile.py, see benchmarks/README.md)."""
 
     @staticmethod
     def forward(ctx: Any, maps: Tensor, weight: Tensor) -> Tensor:
