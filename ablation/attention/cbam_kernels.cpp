@@ -3,9 +3,12 @@
 // Every tensor is a float32 (N, A, B) block, contiguous: NCHW features are (N, C, HW) and
 // channels_last ones (N, HW, C). "Per-A" vectors are (N, A), "per-B" vectors (N, B).
 // Each kernel reads the big tensor once (twice for dual_reduce: dy and x) and writes at most
-// one big tensor; sums accumulate in double. Threads: OpenMP, the runtime torch has loaded.
+// one big tensor; pools sum in float vector lanes, dual_reduce's column sums and the conv
+// weight's gradient in double. `cbam_infer` is the whole inference forward (several passes,
+// each sample's in the cache); `cbam_conv_*` the spatial gate's k x k conv for training.
+// Threads: OpenMP, the runtime torch has loaded.
 //
-// Plain C ABI (extern "C"), no torch headers: it compiles in about a second.
+// Plain C ABI (extern "C"), no torch headers: it compiles in a few seconds.
 
 #include <cmath>
 #include <cstdint>
