@@ -286,7 +286,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=9, help="timed rounds per table")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=8, help="ResNet-50 batch (224x224)")
+    parser.add_argument(
+        "--batch", type=int, default=8, help="ResNet-50 batch (224x224), and the blocks'"
+    )
     parser.add_argument("--cifar-batch", type=int, default=128, help="ResNet-20 batch (32x32)")
     parser.add_argument("--only", choices=("resnet50", "cifar", "blocks"), action="append")
     parser.add_argument(
