@@ -1,4 +1,4 @@
-"""The `ablation` command line: argument parsing only; each command calls the stage that owns it.
+"""The `ablation` command line: argument parsing only; `ablation.commands.<name>.main` runs it.
 
 Exit codes: 0 done, 1 a trial or run failed, 2 the user's input is wrong.
 """
@@ -6,15 +6,9 @@ Exit codes: 0 done, 1 a trial or run failed, 2 the user's input is wrong.
 from __future__ import annotations
 
 import argparse
-import os
+import importlib
 import sys
 from collections.abc import Sequence
-
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-
-
-def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
 def _add_tracking(parser: argparse.ArgumentParser) -> None:
@@ -94,48 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    command = args.command
-    if command == "validate":
-        from ablation.study.load import validate_files
-
-        return validate_files(args.files)
-    if command == "run":
-        from ablation.run.driver import run_command
-
-        return run_command(args)
-    if command == "submit":
-        from ablation.run.submit import submit_command
-
-        return submit_command(args)
-    if command == "status":
-        from ablation.run.status import status_command
-
-        return status_command(args)
-    if command == "report":
-        from ablation.report import report_command
-
-        return report_command(args)
-    if command == "dashboard":
-        from ablation.dashboard import dashboard_command
-
-        return dashboard_command(args)
-    if command == "profile":
-        from ablation.profile import profile_command
-
-        return profile_command(args)
-    if command == "ui":
-        return _ui(args)
-    raise AssertionError(command)
-
-
-def _ui(args: argparse.Namespace) -> int:
-    uri = args.tracking_uri or default_tracking_uri()
-    # This interpreter's mlflow: the venv's, whether or not the venv is activated.
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    cmd += ["--host", args.host, "--port", str(args.port)]
-    print(" ".join(cmd[1:]), flush=True)
-    os.execv(cmd[0], cmd)
-    return 0  # not reached
+    # Each command's module is imported only when it runs: `validate` and `status` need
+    # neither torch nor Ray, and importing them costs seconds.
+    command = importlib.import_module(f"ablation.commands.{args.command}")
+    return command.main(args)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ bundle, and still shows every chart where scripts are blocked. All numbers come 
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -356,20 +355,3 @@ def log_dashboard(tracking_uri: str, run_id: str, page: str) -> None:
         path = Path(tmp) / DASHBOARD_FILE
         path.write_text(page, encoding="utf-8")
         MlflowClient(tracking_uri).log_artifact(run_id, str(path))
-
-
-def dashboard_command(args: argparse.Namespace) -> int:
-    """`ablation dashboard STUDY [-o DIR]`: write DIR/dashboard.html and log it on the study run."""
-    from ablation.report import summary_for_command
-
-    found = summary_for_command(args, "dashboard")
-    if isinstance(found, int):
-        return found
-    uri, summary, runs = found
-    page = render_dashboard(summary, runs)
-    path = Path(args.output_dir or ".") / DASHBOARD_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
-    log_dashboard(uri, runs.parent["run_id"], page)
-    print(f"wrote {path}; logged as {DASHBOARD_FILE} on run {runs.parent['run_id']}")
-    return 0

@@ -11,13 +11,11 @@ asks it at that moment), and a Tune `Callback` records each result as it arrives
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import math
 import os
 import secrets
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -28,10 +26,9 @@ from typing import Any, TextIO
 from ray.tune import Callback
 from ray.tune.search import Searcher
 
-from ablation.run import stores
 from ablation.run.progress import Printer, Progress
 from ablation.run.search import Ledger, TrialQueue, objective_values, sampled_variants
-from ablation.track import names
+from ablation.track import names, stores
 from ablation.track.writer import StudyWriter, TrialRun, numeric
 
 log = logging.getLogger(__name__)
@@ -85,106 +82,6 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         return 1 if self.interrupted or self.count(names.STATUS_FAILED) else 0
-
-
-# -- the command -----------------------------------------------------------------------------
-
-
-def run_command(args: argparse.Namespace) -> int:
-    """`ablation run FILE [--dry-run] ...`: exit 0 done, 1 a trial failed, 2 bad input."""
-    from ablation.study import load_for_command
-
-    study = load_for_command(args.file)
-    if study is None:
-        return 2
-    if args.dry_run:
-        from ablation.study import format_trial_table, trial_table
-
-        print(format_trial_table(trial_table(study)))
-        return 0
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        print("--max-concurrent: must be >= 1", file=sys.stderr)
-        return 2
-    try:
-        result = run_study(
-            args.file,
-            tracking_uri=args.tracking_uri,
-            address=args.address,
-            max_concurrent=args.max_concurrent,
-            optuna_storage=args.optuna_storage,
-            study=study,
-        )
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; continue the study with: {_resume_command(args)}")
-        return 1
-    _finish(args, result)
-    return result.exit_code
-
-
-def _resume_command(args: argparse.Namespace) -> str:
-    parts = [_ablation_command(), "run", args.file]
-    for flag, value in (
-        ("--tracking-uri", args.tracking_uri),
-        ("--address", args.address),
-        ("--optuna-storage", args.optuna_storage),
-        ("--max-concurrent", args.max_concurrent),
-    ):
-        if value is not None:
-            parts += [flag, str(value)]
-    return " ".join(parts)
-
-
-def _finish(args: argparse.Namespace, result: RunResult) -> None:
-    """The closing lines: counts, the summary table, how to look at it, how to resume."""
-    c = result.count
-    print(
-        f"{result.study}: {c(names.STATUS_FINISHED)} finished, {c(names.STATUS_STOPPED)} "
-        f"early-stopped, {c('REUSED')} reused, {c('DONE')} already done, "
-        f"{c(names.STATUS_FAILED)} failed, {c(names.STATUS_KILLED)} interrupted "
-        f"in {result.wall_seconds:.1f}s"
-    )
-    for t in result.trials:
-        if t.status == names.STATUS_FAILED:
-            reason = (t.error or "").strip().splitlines()[-1:] or [""]
-            print(f"  FAILED {names.run_name(t.variant, t.seed)}: {reason[0][:300]}")
-    if result.interrupted:
-        print(f"interrupted; continue the study with: {_resume_command(args)}")
-    else:
-        summary = _publish_report(result.tracking_uri, result.study)
-        if summary:
-            print(summary)
-    print(f"MLflow UI: {_ablation_command()} ui --tracking-uri {_ui_uri(result.tracking_uri)}")
-
-
-def _publish_report(tracking_uri: str, study: str) -> str | None:
-    try:
-        from ablation.report import publish_study_report
-    except ImportError:
-        return None
-    try:
-        return publish_study_report(tracking_uri, study)
-    except Exception as err:  # the run's outcome stands; the report can be made again later
-        print(
-            f"warning: the summary could not be made ({type(err).__name__}: {err}); "
-            f"try: ablation report {study}",
-            file=sys.stderr,
-        )
-        return None
-
-
-def _ablation_command() -> str:
-    """`ablation` where the shell finds this one, else its path (a venv that is not activated)."""
-    here = Path(sys.executable).parent / "ablation"
-    found = shutil.which("ablation")
-    if found and here.exists() and Path(found).resolve() == here.resolve():
-        return "ablation"
-    return str(here) if here.exists() else "ablation"
-
-
-def _ui_uri(uri: str) -> str:
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}"
-    return uri
 
 
 # -- the library entry point ------------------------------------------------------------------

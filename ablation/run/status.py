@@ -6,9 +6,7 @@ Without STUDY, lists the studies in the store.
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,25 +117,3 @@ def list_studies(client: Any) -> list[StudyStatus]:
         if found is not None:
             out.append(found)
     return out
-
-
-def status_command(args: argparse.Namespace) -> int:
-    """`ablation status [STUDY]`: exit 0, or 2 when the study is not in the store."""
-    from mlflow.tracking import MlflowClient
-
-    from ablation.run.stores import tracking_uri
-
-    client = MlflowClient(tracking_uri(args.tracking_uri, None))
-    if args.study is None:
-        studies = list_studies(client)
-        if not studies:
-            print("no studies in this store")
-        for found in studies:
-            print(found.line())
-        return 0
-    found = study_status(client, args.study)
-    if found is None:
-        print(f"no study {args.study!r} in this store", file=sys.stderr)
-        return 2
-    print(found.line())
-    return 0

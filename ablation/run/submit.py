@@ -9,16 +9,11 @@ printed.
 
 from __future__ import annotations
 
-import argparse
-import os
-import shlex
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from ablation.run import stores
+from ablation.track import stores
 
 # Passed on to the job when set here.
 FORWARDED_ENV = (
@@ -46,50 +41,7 @@ def job_tracking_uri(cli: str | None, study_uri: str | None) -> tuple[str, str |
     )
 
 
-def submit_command(args: argparse.Namespace) -> int:
-    """Submit, print the job id and how to follow it; unless --no-wait, stream its logs until
-    it ends. Exit 0 when the job succeeded (or was submitted, with --no-wait), 1 otherwise,
-    2 for a bad study file."""
-    from ablation.study import load_for_command
-
-    study = load_for_command(args.file)
-    if study is None:
-        return 2
-    from ray.job_submission import JobSubmissionClient
-
-    uri, note = job_tracking_uri(args.tracking_uri, study.tracking.uri)
-    if note:
-        print(note)
-    study_file = Path(args.file)
-    command = [
-        "ablation", "run", study_file.name, "--tracking-uri", uri, "--address", "auto",
-    ]  # fmt: skip
-    env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
-    if args.optuna_storage:  # in the job's environment, not its command line (a password)
-        env[stores.OPTUNA_STORAGE_ENV] = args.optuna_storage
-    env["MLFLOW_TRACKING_URI"] = uri
-    env.setdefault("PYTHONUNBUFFERED", "1")
-
-    client = JobSubmissionClient(args.address)
-    with tempfile.TemporaryDirectory(prefix="ablation-job-") as folder:
-        shutil.copy2(study_file, Path(folder) / study_file.name)
-        job_id = _submit(
-            client,
-            entrypoint=shlex.join(command),
-            runtime_env={"working_dir": folder, "env_vars": env},
-            metadata={"study": study.study},
-        )
-    print(f"submitted study {study.study} as Ray job {job_id}")
-    print(f"  follow: ray job logs --address {args.address} --follow {job_id}")
-    print(f"  status: ablation status {study.study} --tracking-uri {_shown(uri)}")
-    if args.no_wait:
-        return 0
-    status = _stream(client, job_id)
-    print(f"Ray job {job_id}: {status}")
-    return 0 if status == "SUCCEEDED" else 1
-
-
-def _submit(client: object, *, wait: float = 90.0, **job: object) -> str:
+def submit_job(client: object, *, wait: float = 90.0, **job: object) -> str:
     """Submit, retrying while a freshly started head has no job agent up yet."""
     deadline = time.monotonic() + wait
     while True:
@@ -101,7 +53,7 @@ def _submit(client: object, *, wait: float = 90.0, **job: object) -> str:
             time.sleep(2)
 
 
-def _stream(client: object, job_id: str, poll: float = 1.0) -> str:
+def stream_job(client: object, job_id: str, poll: float = 1.0) -> str:
     """Print the job's log as it grows; returns its final status."""
     shown = 0
     while True:
@@ -116,7 +68,7 @@ def _stream(client: object, job_id: str, poll: float = 1.0) -> str:
         time.sleep(poll)
 
 
-def _shown(uri: str) -> str:
+def shown_uri(uri: str) -> str:
     """The URI without a password, for printing."""
     scheme, sep, rest = uri.partition("://")
     if sep and "@" in rest:

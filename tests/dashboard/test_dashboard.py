@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ablation.dashboard import DASHBOARD_FILE, dashboard_command, render_dashboard
+from ablation.commands.dashboard import main as dashboard_command
+from ablation.commands.run import publish_study_report
+from ablation.dashboard import DASHBOARD_FILE, render_dashboard
 from ablation.report import stats, tables
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -208,7 +210,7 @@ def test_real_tiny_study_dashboard_through_mlflow_server(mlflow_server, tmp_path
     headless Chromium with every plot and no console message."""
     from mlflow.tracking import MlflowClient
 
-    from ablation.report import load_runs, publish_study_report, summary_of_runs
+    from ablation.report import load_runs, summary_of_runs
     from ablation.run.driver import run_study
 
     if not os.environ.get("RAY_AUTH_TOKEN"):

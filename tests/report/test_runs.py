@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablation.report import load_runs, report_command, stats, summary_of_runs
+from ablation.commands.report import main as report_command
+from ablation.report import load_runs, stats, summary_of_runs
 from ablation.report.runs import StudyNotFound
 
 

@@ -1,0 +1,131 @@
+"""`ablation run FILE`: run (or continue) a study, then publish its summary and dashboard.
+
+The driver (`ablation.run`) runs the trials; this command prints the closing lines, and, when
+the study was not interrupted, logs every report format and the dashboard on the study's parent
+run and prints the paper-style table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from ablation.dashboard import DASHBOARD_FILE, render_dashboard
+from ablation.report import study_summary
+from ablation.report.export import paper_markdown, write_all
+from ablation.run.driver import RunResult, run_study
+from ablation.study import format_trial_table, load_for_command, trial_table
+from ablation.track import names
+
+REPORT_ARTIFACT_DIR = "report"
+
+
+def main(args: argparse.Namespace) -> int:
+    """Exit 0 done, 1 a trial failed or the run was interrupted, 2 bad input."""
+    study = load_for_command(args.file)
+    if study is None:
+        return 2
+    if args.dry_run:
+        print(format_trial_table(trial_table(study)))
+        return 0
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        print("--max-concurrent: must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        result = run_study(
+            args.file,
+            tracking_uri=args.tracking_uri,
+            address=args.address,
+            max_concurrent=args.max_concurrent,
+            optuna_storage=args.optuna_storage,
+            study=study,
+        )
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue the study with: {_resume_command(args)}")
+        return 1
+    _finish(args, result)
+    return result.exit_code
+
+
+def publish_study_report(tracking_uri: str, study_name: str) -> str:
+    """Log every report format and the dashboard on the study's parent run (artifacts
+    ``report/report.<ext>`` and ``dashboard.html``); return the paper-style Markdown table and
+    the verdict lines to print."""
+    summary, runs = study_summary(tracking_uri, study_name)
+    client = MlflowClient(tracking_uri)
+    run_id = runs.parent["run_id"]
+    with tempfile.TemporaryDirectory() as tmp:
+        reports = Path(tmp) / REPORT_ARTIFACT_DIR
+        write_all(summary, reports)
+        client.log_artifacts(run_id, str(reports), artifact_path=REPORT_ARTIFACT_DIR)
+        page = Path(tmp) / DASHBOARD_FILE
+        page.write_text(render_dashboard(summary, runs), encoding="utf-8")
+        client.log_artifact(run_id, str(page))
+    return paper_markdown(summary)
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    parts = [_ablation_command(), "run", args.file]
+    for flag, value in (
+        ("--tracking-uri", args.tracking_uri),
+        ("--address", args.address),
+        ("--optuna-storage", args.optuna_storage),
+        ("--max-concurrent", args.max_concurrent),
+    ):
+        if value is not None:
+            parts += [flag, str(value)]
+    return " ".join(parts)
+
+
+def _finish(args: argparse.Namespace, result: RunResult) -> None:
+    """The closing lines: counts, the summary table, how to look at it, how to resume."""
+    c = result.count
+    print(
+        f"{result.study}: {c(names.STATUS_FINISHED)} finished, {c(names.STATUS_STOPPED)} "
+        f"early-stopped, {c('REUSED')} reused, {c('DONE')} already done, "
+        f"{c(names.STATUS_FAILED)} failed, {c(names.STATUS_KILLED)} interrupted "
+        f"in {result.wall_seconds:.1f}s"
+    )
+    for t in result.trials:
+        if t.status == names.STATUS_FAILED:
+            reason = (t.error or "").strip().splitlines()[-1:] or [""]
+            print(f"  FAILED {names.run_name(t.variant, t.seed)}: {reason[0][:300]}")
+    if result.interrupted:
+        print(f"interrupted; continue the study with: {_resume_command(args)}")
+    else:
+        summary = _publish_report(result.tracking_uri, result.study)
+        if summary:
+            print(summary)
+    print(f"MLflow UI: {_ablation_command()} ui --tracking-uri {_ui_uri(result.tracking_uri)}")
+
+
+def _publish_report(tracking_uri: str, study: str) -> str | None:
+    try:
+        return publish_study_report(tracking_uri, study)
+    except Exception as err:  # the run's outcome stands; the report can be made again later
+        print(
+            f"warning: the summary could not be made ({type(err).__name__}: {err}); "
+            f"try: ablation report {study}",
+            file=sys.stderr,
+        )
+        return None
+
+
+def _ablation_command() -> str:
+    """`ablation` where the shell finds this one, else its path (a venv that is not activated)."""
+    here = Path(sys.executable).parent / "ablation"
+    found = shutil.which("ablation")
+    if found and here.exists() and Path(found).resolve() == here.resolve():
+        return "ablation"
+    return str(here) if here.exists() else "ablation"
+
+
+def _ui_uri(uri: str) -> str:
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{Path(uri.removeprefix('sqlite:///')).resolve()}"
+    return uri
