@@ -4,7 +4,10 @@ Read it top to bottom: set-up, data, model, optimizer and schedule, resume, the 
 (train, evaluate, report), and the model's cost. Ray, MLflow and Optuna stay outside: the
 runner passes `report` and persists the `state` each report carries.
 
-    final = train_trial(spec.config, spec.seed, lambda m: print(m["epoch"], m["val_top1_error"]))
+    config = TrialConfig.model_validate(spec.config)  # the study's resolved sections, typed
+    final = train_trial(config, spec.seed, lambda m: print(m["epoch"], m["val_top1_error"]))
+
+Every setting comes from `config`, whose defaults the study schema owns; none is restated here.
 
 Same seed, same machine, CPU: identical metrics run to run (fixed split, seeded
 initialisation and shuffling, deterministic kernels). A non-finite loss raises `TrialFailed`
@@ -26,9 +29,11 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, TensorDataset
 
 from ablation.attention import native
-from ablation.data import DatasetError, build_datasets
+from ablation.data.build import build_datasets
+from ablation.data.identity import DatasetError
 from ablation.models import build_model
 from ablation.profile import profile_model
+from ablation.study.schema import TrainConfig, TrialConfig
 
 # Set to an integer to fix torch's CPU threads per trial (Ray also sets OMP_NUM_THREADS).
 THREADS_ENV = "ABLATION_TORCH_THREADS"
@@ -39,7 +44,7 @@ class TrialFailed(RuntimeError):
 
 
 def train_trial(
-    config: dict,
+    config: TrialConfig,
     seed: int,
     report: Callable[[dict], None],
     *,
@@ -56,22 +61,18 @@ def train_trial(
     `kernel_build_seconds` (what this process spent compiling CBAM's CPU kernels, 0.0 when
     they came from the cache or were not needed) and `epochs_completed`.
     """
-    data_cfg, model_cfg = config["dataset"], config["model"]
-    train_cfg = config.get("train") or {}
-    opt_cfg = train_cfg.get("optimizer") or {}
-    epochs = int(train_cfg.get("epochs", 10))
-    batch_size = int(train_cfg.get("batch_size", 128))
+    data_cfg, model_cfg, train_cfg = config.dataset, config.model, config.train
+    opt_cfg = train_cfg.optimizer
+    epochs, batch_size = train_cfg.epochs, train_cfg.batch_size
 
     # -- set-up: device, threads, seeds, determinism ------------------------------------------
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     on_cuda = device.type == "cuda"
-    use_amp = bool(train_cfg.get("amp", False)) and on_cuda  # fp16 autocast needs a GPU
-    memory_format = (
-        torch.channels_last if train_cfg.get("channels_last", False) else torch.contiguous_format
-    )
+    use_amp = train_cfg.amp and on_cuda  # fp16 autocast needs a GPU
+    memory_format = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
     if os.environ.get(THREADS_ENV):
         torch.set_num_threads(int(os.environ[THREADS_ENV]))
-    deterministic = bool(train_cfg.get("deterministic", True))
+    deterministic = train_cfg.deterministic
     if deterministic and on_cuda:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     # Process-wide settings: set for every trial, since a Ray worker runs many.
@@ -84,10 +85,10 @@ def train_trial(
 
     # -- data ------------------------------------------------------------------------------
     try:
-        train_ds, val_ds, info = build_datasets(data_cfg, seed_split=data_cfg.get("split_seed"))
+        train_ds, val_ds, info = build_datasets(data_cfg.model_dump(mode="json"))
     except DatasetError as err:
         raise TrialFailed(str(err)) from err
-    num_workers = int(data_cfg.get("num_workers", train_cfg.get("num_workers", 0)) or 0)
+    num_workers = data_cfg.num_workers
     train_loader = _loader(train_ds, batch_size, num_workers, on_cuda, shuffle_rng=shuffle_rng)
     val_loader = _loader(val_ds, batch_size, num_workers, on_cuda, shuffle_rng=None)
     num_classes = info["num_classes"]
@@ -96,9 +97,9 @@ def train_trial(
     # -- model -----------------------------------------------------------------------------
     try:
         model = build_model(
-            model_cfg["backbone"],
-            model_cfg.get("attention", "none"),
-            model_cfg.get("cbam"),
+            model_cfg.backbone,
+            model_cfg.attention,
+            model_cfg.cbam.model_dump(mode="json"),
             num_classes=num_classes,
             in_channels=info["in_channels"],
         )
@@ -107,28 +108,26 @@ def train_trial(
     model = model.to(device, memory_format=memory_format)
 
     # -- optimizer and schedule (per step: linear warm-up, then cosine / step / constant) ------
-    lr = float(opt_cfg.get("lr", 0.1))
-    weight_decay = float(opt_cfg.get("weight_decay", 5e-4))
-    if opt_cfg.get("name", "sgd") == "sgd":
+    if opt_cfg.name == "sgd":
         optimizer = torch.optim.SGD(
             model.parameters(),
-            lr=lr,
-            momentum=float(opt_cfg.get("momentum", 0.9)),
-            nesterov=bool(opt_cfg.get("nesterov", False)),
-            weight_decay=weight_decay,
+            lr=opt_cfg.lr,
+            momentum=opt_cfg.momentum,
+            nesterov=opt_cfg.nesterov,
+            weight_decay=opt_cfg.weight_decay,
         )
     else:
         optimizer = torch.optim.AdamW(
             model.parameters(),
-            lr=lr,
-            betas=tuple(opt_cfg.get("betas", (0.9, 0.999))),
-            weight_decay=weight_decay,
+            lr=opt_cfg.lr,
+            betas=tuple(opt_cfg.betas),
+            weight_decay=opt_cfg.weight_decay,
         )
     steps_per_epoch = len(train_loader)
     lr_factor = _lr_schedule(train_cfg, epochs, steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    criterion = nn.CrossEntropyLoss(label_smoothing=float(train_cfg.get("label_smoothing", 0.0)))
+    criterion = nn.CrossEntropyLoss(label_smoothing=train_cfg.label_smoothing)
 
     # -- resume ----------------------------------------------------------------------------
     start_epoch, train_seconds, metrics = 1, 0.0, {}
@@ -235,12 +234,12 @@ def _loader(
     )
 
 
-def _lr_schedule(train_cfg: dict, epochs: int, steps_per_epoch: int) -> Callable[[int], float]:
+def _lr_schedule(
+    train_cfg: TrainConfig, epochs: int, steps_per_epoch: int
+) -> Callable[[int], float]:
     """The learning-rate factor at optimizer step `step` (0-based), for LambdaLR."""
-    warmup = float(train_cfg.get("warmup_epochs", 0))
-    kind = train_cfg.get("schedule", "cosine")
-    gamma = float(train_cfg.get("gamma", 0.1))
-    milestones = train_cfg.get("milestones") or [epochs // 2, (3 * epochs) // 4]
+    warmup, kind, gamma = train_cfg.warmup_epochs, train_cfg.schedule, train_cfg.gamma
+    milestones = train_cfg.milestones or [epochs // 2, (3 * epochs) // 4]
 
     def factor(step: int) -> float:
         t = step / steps_per_epoch  # epochs done, fractional

@@ -7,6 +7,7 @@ import time
 import pytest
 import torch
 
+from ablation.study.schema import TrainConfig, TrialConfig
 from ablation.track import names
 from ablation.train import THREADS_ENV, TrialFailed, _lr_schedule, train_trial
 
@@ -46,7 +47,7 @@ def run(config, seed, **kwargs):
         # The runner serialises the state during the call; a deep copy stands in for that.
         reports.append(copy.deepcopy(metrics))
 
-    final = train_trial(config, seed, report, device="cpu", **kwargs)
+    final = train_trial(TrialConfig.model_validate(config), seed, report, device="cpu", **kwargs)
     return reports, final
 
 
@@ -114,7 +115,7 @@ def test_a_diverging_trial_fails_at_once_with_the_reason():
     reports = []
     started = time.perf_counter()
     with pytest.raises(TrialFailed, match=r"non-finite training loss at epoch 1, step \d+"):
-        train_trial(config, 0, reports.append, device="cpu")
+        train_trial(TrialConfig.model_validate(config), 0, reports.append, device="cpu")
     assert reports == [] and time.perf_counter() - started < 20
 
 
@@ -122,7 +123,7 @@ def test_missing_cifar_fails_the_trial_with_how_to_get_it(tmp_path):
     config = digits_config()
     config["dataset"] = {"name": "cifar10", "root": str(tmp_path / "cifar"), "image_size": 32}
     with pytest.raises(TrialFailed, match="never downloads"):
-        train_trial(config, 0, lambda m: None, device="cpu")
+        train_trial(TrialConfig.model_validate(config), 0, lambda m: None, device="cpu")
 
 
 def test_fake_data_adamw_step_schedule_label_smoothing_channels_last():
@@ -160,10 +161,12 @@ def test_imagefolder_trial_with_two_classes_uses_top2(tmp_path):
 
 
 def test_schedules_warm_up_then_decay():
-    cosine = _lr_schedule({"schedule": "cosine", "warmup_epochs": 1}, epochs=3, steps_per_epoch=10)
+    cosine = _lr_schedule(
+        TrainConfig(schedule="cosine", warmup_epochs=1), epochs=3, steps_per_epoch=10
+    )
     assert cosine(0) == pytest.approx(0.1) and cosine(9) == pytest.approx(1.0)
     assert cosine(10) == pytest.approx(1.0) and cosine(20) == pytest.approx(0.5)
     assert 0 < cosine(29) < 0.01
-    step = _lr_schedule({"schedule": "step", "milestones": [1, 2], "gamma": 0.5}, 3, 10)
+    step = _lr_schedule(TrainConfig(schedule="step", milestones=[1, 2], gamma=0.5), 3, 10)
     assert [step(s) for s in (0, 9, 10, 19, 20, 29)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
-    assert _lr_schedule({"schedule": "constant"}, 3, 10)(25) == 1.0
+    assert _lr_schedule(TrainConfig(schedule="constant"), 3, 10)(25) == 1.0

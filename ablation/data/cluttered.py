@@ -24,30 +24,19 @@ training images never show.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 import torch
 
 from ablation.data.digits import load_digit_images, split_digits
+from ablation.vocabulary.datasets import ClutterParams
+
+DEFAULT_CLUTTER = ClutterParams()
 
 NUM_CLASSES = 10
 DEFAULT_TRAIN_SAMPLES = 4000
 DEFAULT_VAL_SAMPLES = 1000
 # Share of the 1797 source digits held out for the val images (their digits are never trained on).
 VAL_POOL_FRACTION = 0.25
-
-
-@dataclass(frozen=True)
-class ClutterParams:
-    """The generator's knobs (see the module docstring)."""
-
-    fragments: int = 4
-    fragment_size: int = 4  # source pixels (of 8) on each side of a clutter window
-    digit_size: tuple[float, float] = (0.35, 0.5)  # digit side as a fraction of the canvas
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "digit_size": list(self.digit_size)}
 
 
 def _place(
@@ -76,7 +65,7 @@ def generate(
     *,
     labels: np.ndarray,
     seed: int,
-    params: ClutterParams = ClutterParams(),
+    params: ClutterParams = DEFAULT_CLUTTER,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` cluttered images (n, 1, canvas, canvas) in [0, 1] and their labels, from `images`."""
     if canvas < 8:
@@ -123,7 +112,7 @@ def make_cluttered(
     train_samples: int | None,
     val_samples: int | None,
     split_seed: int,
-    params: ClutterParams = ClutterParams(),
+    params: ClutterParams = DEFAULT_CLUTTER,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x_train, y_train, x_val, y_val) for `cluttered-digits`, images not yet standardised."""
     images, labels = load_digit_images()

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset
 
+from ablation.data.identity import DatasetError, dataset_root
 from ablation.data.split import stratified_split
 
 CIFAR_MEAN_STD = {
@@ -26,17 +27,6 @@ IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 # Share of a single ImageFolder tree held out for validation when it has no val/ folder.
 IMAGEFOLDER_VAL_FRACTION = 0.2
 FAKE_DEFAULT_TRAIN, FAKE_DEFAULT_VAL, FAKE_NUM_CLASSES = 512, 128, 10
-
-
-class DatasetError(ValueError):
-    """The data set named by a study cannot be built (missing files, bad root, ...)."""
-
-
-def dataset_root(dataset_cfg: dict) -> Path:
-    root = dataset_cfg.get("root")
-    if not root:
-        raise DatasetError(f"dataset.root is required for {dataset_cfg['name']}")
-    return Path(root).expanduser()
 
 
 def _cifar_transforms(name: str, image_size: int):

@@ -8,13 +8,17 @@ from typing import Any
 from torch import nn
 
 from ablation.attention import ATTENTIONS, normalize_cbam_knobs
-from ablation.models.cifar_resnet import DEPTHS as _CIFAR_DEPTHS
 from ablation.models.cifar_resnet import build_cifar_resnet
 from ablation.models.mobilenet import build_mobilenet_v2
-from ablation.models.resnet import RESNETS as _RESNETS
 from ablation.models.resnet import build_resnet
+from ablation.vocabulary.backbones import BACKBONES
 
-BACKBONES: tuple[str, ...] = (*_CIFAR_DEPTHS, *_RESNETS, "mobilenet_v2")
+# One builder per family of ablation/vocabulary/backbones.py.
+_BUILDERS = {
+    "cifar-resnet": build_cifar_resnet,
+    "resnet": build_resnet,
+    "mobilenet": lambda name, attention, knobs, **kw: build_mobilenet_v2(attention, knobs, **kw),
+}
 
 __all__ = ["BACKBONES", "build_model"]
 
@@ -43,8 +47,4 @@ def build_model(
     if attention != "cbam":
         knobs = None
     kwargs = {"num_classes": num_classes, "in_channels": in_channels}
-    if backbone in _CIFAR_DEPTHS:
-        return build_cifar_resnet(backbone, attention, knobs, **kwargs)
-    if backbone == "mobilenet_v2":
-        return build_mobilenet_v2(attention, knobs, **kwargs)
-    return build_resnet(backbone, attention, knobs, **kwargs)
+    return _BUILDERS[BACKBONES[backbone]](backbone, attention, knobs, **kwargs)

@@ -28,11 +28,12 @@ import pandas as pd
 from scipy import stats as sps
 
 from ablation.track import names
+from ablation.vocabulary.metrics import COMPARABLE_EPOCH, COSTS
 
 # Columns the summary aggregates per variant when present: the per-epoch metrics taken at the
 # analysed epoch, then the costs measured once per trial.
-CURVE_METRICS = ("val_top1_error", "val_top5_error", "val_loss", "train_loss")
-COST_METRICS = ("params", "gflops", "latency_ms", "train_seconds")
+CURVE_METRICS = COMPARABLE_EPOCH
+COST_METRICS = (*COSTS, "train_seconds")
 
 BETTER = "better"
 WORSE = "worse"

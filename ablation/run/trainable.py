@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from ray import tune
 
+from ablation.study.schema import TrialConfig
 from ablation.train import TrialFailed, train_trial
 
 FINAL = "ablation_final"
@@ -63,7 +64,8 @@ def run_trial(config: dict[str, Any]) -> None:
 
     started, started_at = time.perf_counter(), time.time()
     try:
-        final = train_trial(spec["config"], spec["seed"], report, resume=resume)
+        config = TrialConfig.model_validate(spec["config"])
+        final = train_trial(config, spec["seed"], report, resume=resume)
     except TrialFailed as err:
         tune.report({FAILED: str(err) or type(err).__name__})
         return

@@ -22,7 +22,6 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ablation.study.schema import (
-    EPOCH_METRICS,
     Study,
     TrialConfig,
     _suggest,
@@ -32,6 +31,7 @@ from ablation.study.schema import (
     path_problem,
 )
 from ablation.study.trials import canonical_json
+from ablation.vocabulary.metrics import COMPARABLE_EPOCH
 
 Loc = tuple[str | int, ...]
 VARIANT_KEYS = ("name", "description")
@@ -425,7 +425,7 @@ def _check_design(study: Study, problems: _Problems) -> None:
                 problems.add(exc.key, exc.message)
     es = study.early_stopping
     if es is not None:
-        if study.metric.name not in EPOCH_METRICS:
+        if study.metric.name not in COMPARABLE_EPOCH:
             problems.add(
                 ("early_stopping",),
                 f"needs a per-epoch metric to stop on; metric.name is {study.metric.name}",

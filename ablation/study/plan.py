@@ -21,16 +21,7 @@ from ablation.study.design import (
 )
 from ablation.study.schema import Study
 from ablation.study.trials import canonical_json, trials_for_variant
-
-# Classes and channels of each data set, for building the model (ablation.data gives the
-# same at run time; imagefolder counts its class folders).
-_DATA_SHAPES = {
-    "digits": (1, 10),
-    "cluttered-digits": (1, 10),
-    "cifar10": (3, 10),
-    "cifar100": (3, 100),
-    "fake": (3, 10),
-}
+from ablation.vocabulary.datasets import DATASETS
 
 
 def trial_table(study: Study, *, cost: bool = True) -> pd.DataFrame:
@@ -107,13 +98,13 @@ def _cost(config: dict[str, Any], cache: dict[str, tuple[int, float]]) -> tuple[
 
 def _data_shape(data_cfg: dict[str, Any]) -> tuple[int, int]:
     """(in_channels, num_classes) of the data set, without loading it."""
-    name = data_cfg["name"]
-    if name in _DATA_SHAPES:
-        return _DATA_SHAPES[name]
+    data = DATASETS[data_cfg["name"]]
+    if data.num_classes is not None:
+        return data.in_channels, data.num_classes
     root = Path(data_cfg["root"]).expanduser()
     tree = root / "train" if (root / "train").is_dir() else root
     classes = [p for p in tree.iterdir() if p.is_dir()] if tree.is_dir() else []
-    return 3, max(len(classes), 1)
+    return data.in_channels, max(len(classes), 1)
 
 
 def _notes(study: Study, n_variants: int) -> list[str]:

@@ -18,30 +18,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-# Kept in step with ablation.models.BACKBONES (tests/study/test_schema.py checks), so that
-# validating a file does not import torch.
-BACKBONES: tuple[str, ...] = (
-    "resnet20",
-    "resnet32",
-    "resnet56",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "resnext50_32x4d",
-    "resnext101_32x4d",
-    "wide_resnet50_2",
-    "mobilenet_v2",
-)
-DATASETS = ("digits", "cluttered-digits", "cifar10", "cifar100", "imagefolder", "fake")
-DATASETS_WITH_ROOT = ("cifar10", "cifar100", "imagefolder")
-# As ablation.data.DEFAULT_IMAGE_SIZE (tests check); any other data set: 32.
-DEFAULT_IMAGE_SIZE = {"cluttered-digits": 40, "imagefolder": 224}
-# The per-epoch metrics a trial reports, and the final ones (ablation/track/names.py).
-EPOCH_METRICS = ("val_top1_error", "val_top5_error", "val_loss", "train_loss")
-FINAL_METRICS = ("params", "gflops", "latency_ms")
-METRICS = (*EPOCH_METRICS, *FINAL_METRICS)
+from ablation.vocabulary.backbones import BACKBONES
+from ablation.vocabulary.datasets import DATASETS, ClutterParams
+from ablation.vocabulary.metrics import COMPARABLE
+
+_CLUTTER = ClutterParams()  # the generator's defaults
+
 # The sections of a resolved trial configuration, and those factors/variants may change
 # (the metric stays fixed so that variants are compared on the same thing).
 CONFIG_SECTIONS = ("dataset", "model", "train", "metric")
@@ -71,14 +53,11 @@ def _distinct(values: list[Any]) -> list[Any]:
 class ClutterConfig(_Model):
     """The cluttered-digits generator's knobs (ablation/data/cluttered.py)."""
 
-    fragments: Annotated[int, Field(ge=0)] = 4
-    fragment_size: Annotated[int, Field(ge=1, le=8)] = 4
+    fragments: Annotated[int, Field(ge=0)] = _CLUTTER.fragments
+    fragment_size: Annotated[int, Field(ge=1, le=8)] = _CLUTTER.fragment_size
     digit_size: Annotated[
         list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=2, max_length=2)
-    ] = [
-        0.35,
-        0.5,
-    ]
+    ] = list(_CLUTTER.digit_size)
 
     @field_validator("digit_size")
     @classmethod
@@ -89,9 +68,9 @@ class ClutterConfig(_Model):
 
 
 class DatasetConfig(_Model):
-    name: Literal["digits", "cluttered-digits", "cifar10", "cifar100", "imagefolder", "fake"]
+    name: Literal[tuple(DATASETS)]
     root: str | None = None
-    image_size: Annotated[int, Field(ge=8)] | None = None  # None: DEFAULT_IMAGE_SIZE[name]
+    image_size: Annotated[int, Field(ge=8)] | None = None  # None: the data set's default
     train_samples: Annotated[int, Field(ge=1)] | None = None
     val_samples: Annotated[int, Field(ge=1)] | None = None
     split_seed: Annotated[int, Field(ge=0)] = 0
@@ -169,9 +148,7 @@ class TrainConfig(_Model):
 
 
 # What variants can be compared on: a per-epoch metric, or a final cost of the model.
-MetricName = Literal[
-    "val_top1_error", "val_top5_error", "val_loss", "train_loss", "params", "gflops", "latency_ms"
-]
+MetricName = Literal[COMPARABLE]
 
 
 class MetricConfig(_Model):
@@ -360,7 +337,7 @@ def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
     the resolved config states them: visible in every run and part of every trial id."""
     data = config["dataset"]
     if data.get("image_size") is None:
-        data["image_size"] = DEFAULT_IMAGE_SIZE.get(data["name"], 32)
+        data["image_size"] = DATASETS[data["name"]].image_size
     if data["name"] == "cluttered-digits" and data.get("clutter") is None:
         data["clutter"] = ClutterConfig().model_dump(mode="json")
     return config
@@ -373,7 +350,7 @@ def config_problems(config: TrialConfig | Study) -> list[tuple[tuple[str, ...], 
     """
     problems = []
     data, train = config.dataset, config.train
-    if data.name in DATASETS_WITH_ROOT and not data.root:
+    if DATASETS[data.name].needs_root and not data.root:
         problems.append(
             (
                 ("dataset", "root"),

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ablation.data.identity import data_identity
 from ablation.study.schema import CONFIG_SECTIONS, TrialConfig, apply_overrides, fill_defaults
 
 if TYPE_CHECKING:
@@ -99,19 +100,12 @@ def _package_version() -> str:
         return "0+unknown"
 
 
-def data_identity(config: dict[str, Any]) -> dict[str, Any]:
-    """What fixes the data a trial sees (name, root, size, sample counts, split, generator)."""
-    data = config["dataset"]
-    keys = ("name", "root", "image_size", "train_samples", "val_samples", "split_seed", "clutter")
-    return {k: data.get(k) for k in keys}
-
-
 def trial_id(config: dict[str, Any], seed: int) -> str:
     """The deterministic id of running `config` (resolved sections) with `seed`."""
     payload = {
         "config": config,
         "seed": seed,
-        "data": data_identity(config),
+        "data": data_identity(config["dataset"]),
         "code": code_version(),
     }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:ID_LENGTH]

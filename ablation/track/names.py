@@ -1,5 +1,7 @@
 """The MLflow names the runner writes and the reporter reads: the single source of both."""
 
+from ablation.vocabulary import metrics
+
 ROLE = "ablation.role"
 ROLE_STUDY = "study"
 ROLE_TRIAL = "trial"
@@ -33,23 +35,9 @@ STATUS_FAILED = "FAILED"
 STATUS_RUNNING = "RUNNING"
 STATUS_KILLED = "KILLED"  # interrupted (Ctrl-C); rerun when the study is run again
 
-EPOCH_METRICS = (
-    "train_loss",
-    "val_loss",
-    "val_top1_error",
-    "val_top5_error",
-    "lr",
-    "epoch_seconds",
-    "images_per_second",
-)
-FINAL_METRICS = (
-    "params",
-    "gflops",
-    "latency_ms",
-    "train_seconds",
-    "kernel_build_seconds",
-    "epochs_completed",
-)
+# The metric names themselves: ablation/vocabulary/metrics.py.
+EPOCH_METRICS = metrics.EPOCH_METRICS
+FINAL_METRICS = metrics.FINAL_METRICS
 
 
 def run_name(variant: str, seed: int) -> str:

@@ -7,9 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from ablation.data import build_datasets, data_identity
-from ablation.data.cluttered import ClutterParams, generate, make_cluttered
+from ablation.data.build import build_datasets
+from ablation.data.cluttered import generate, make_cluttered
 from ablation.data.digits import load_digit_images
+from ablation.data.identity import data_identity
+from ablation.vocabulary.datasets import ClutterParams
 
 
 def _digest(*tensors: torch.Tensor) -> str:

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ablation.data import DatasetError, build_datasets, data_identity
+from ablation.data.build import build_datasets
+from ablation.data.identity import DatasetError, data_identity
 from ablation.data.split import stratified_split
 
 DIGITS = {"name": "digits", "image_size": 16, "train_samples": 500, "val_samples": 300}

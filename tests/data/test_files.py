@@ -4,8 +4,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ablation.data import DatasetError, _in_memory, build_datasets
+from ablation.data.build import _in_memory, build_datasets
 from ablation.data.files import make_fake
+from ablation.data.identity import DatasetError
 
 
 def test_cifar_with_a_missing_root_says_how_to_get_the_data(tmp_path):

@@ -9,9 +9,6 @@ from pydantic import ValidationError
 
 from ablation.study import parse_study
 from ablation.study.schema import (
-    BACKBONES,
-    DATASETS,
-    DEFAULT_IMAGE_SIZE,
     CBAMConfig,
     apply_overrides,
     path_problem,
@@ -74,14 +71,19 @@ def test_schema_accepts_exactly_what_the_cbam_module_accepts(knobs):
     assert schema_ok == module_ok
 
 
-def test_backbones_and_datasets_match_the_code():
-    models = pytest.importorskip("ablation.models")
-    assert set(BACKBONES) == set(models.BACKBONES)
-    data = pytest.importorskip("ablation.data")
-    assert set(DATASETS) == set(data.DATASETS)
-    for name in DATASETS:
-        ours = DEFAULT_IMAGE_SIZE.get(name, 32)
-        assert ours == data.DEFAULT_IMAGE_SIZE.get(name, 224), name
+def test_the_data_registry_states_what_the_data_sets_build():
+    """ablation/vocabulary/datasets.py: the shapes the dry run and the schema use without
+    loading data are those the built in-memory data sets have."""
+    from ablation.data.build import build_datasets
+    from ablation.vocabulary.datasets import DATASETS
+
+    for data in DATASETS.values():
+        if not data.in_memory:
+            continue
+        train, _, info = build_datasets({"name": data.name, "train_samples": 20, "val_samples": 10})
+        assert info["image_size"] == data.image_size, data.name
+        assert (info["in_channels"], info["num_classes"]) == (data.in_channels, data.num_classes)
+        assert tuple(train[0][0].shape) == (data.in_channels, data.image_size, data.image_size)
 
 
 def test_resolved_dataset_states_image_size_and_clutter():

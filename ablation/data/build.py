@@ -1,0 +1,74 @@
+"""`build_datasets(dataset_cfg)`: the train and validation sets of a study's `dataset` section."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from ablation.data import cluttered, digits, files
+from ablation.data.identity import clutter_params, data_identity
+from ablation.vocabulary.datasets import DATASETS
+
+
+def build_datasets(
+    dataset_cfg: dict, *, seed_split: int | None = None
+) -> tuple[Dataset, Dataset, dict]:
+    """(train_ds, val_ds, info) for the study's `dataset` section.
+
+    `seed_split` fixes the train/val split and generated images; None means the section's
+    `split_seed`, else 0.
+    `info` has `num_classes`, `in_channels`, `image_size` and `data_identity`. Raises
+    `DatasetError` when the data cannot be found or the section names no known data set.
+    """
+    identity = data_identity(dataset_cfg, seed_split=seed_split)
+    name, seed_split, image_size = identity["name"], identity["split_seed"], identity["image_size"]
+    if DATASETS[name].in_memory:
+        x_train, y_train, x_val, y_val, num_classes = _in_memory(
+            json.dumps(identity, sort_keys=True)
+        )
+        train_ds, val_ds = TensorDataset(x_train, y_train), TensorDataset(x_val, y_val)
+        in_channels = x_train.shape[1]
+    elif name in ("cifar10", "cifar100"):
+        train_ds, val_ds, num_classes, in_channels = files.make_cifar(
+            dataset_cfg, image_size, seed_split
+        )
+    else:
+        train_ds, val_ds, num_classes, in_channels = files.make_imagefolder(
+            dataset_cfg, image_size, seed_split
+        )
+    info = {
+        "num_classes": num_classes,
+        "in_channels": in_channels,
+        "image_size": image_size,
+        "data_identity": identity,
+    }
+    return train_ds, val_ds, info
+
+
+@functools.lru_cache(maxsize=8)
+def _in_memory(
+    identity_json: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Build (and keep) an in-memory data set; keyed by its identity so any change rebuilds."""
+    cfg = json.loads(identity_json)
+    name, size, seed = cfg["name"], cfg["image_size"], cfg["split_seed"]
+    n_train, n_val = cfg.get("train_samples"), cfg.get("val_samples")
+    if name == "digits":
+        x_train, y_train, x_val, y_val = digits.make_digits(size, n_train, n_val, seed)
+        num_classes = digits.NUM_CLASSES
+    elif name == "cluttered-digits":
+        params = clutter_params(cfg)
+        x_train, y_train, x_val, y_val = cluttered.make_cluttered(
+            size, n_train, n_val, seed, params
+        )
+        num_classes = cluttered.NUM_CLASSES
+    else:
+        x_train, y_train, x_val, y_val = files.make_fake(size, n_train, n_val)
+        num_classes = files.FAKE_NUM_CLASSES
+    # Standardise with the training images' per-channel statistics.
+    mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
+    std = x_train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    return (x_train - mean) / std, y_train, (x_val - mean) / std, y_val, num_classes
