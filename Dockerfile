@@ -46,8 +46,7 @@ RUN pip install --no-deps . \
  && ablation --help > /dev/null
 
 USER ablation
-# The installed package lives in site-packages; its dashboard templates stay in the checkout.
-ENV HOME=/home/ablation \
-    ABLATION_DASHBOARD_TEMPLATES=/opt/ablation/dashboards
+# The installed package lives in site-packages, its dashboard templates with it (package data).
+ENV HOME=/home/ablation
 ENTRYPOINT ["tini", "--"]
 CMD ["ablation", "--help"]

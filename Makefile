@@ -26,10 +26,12 @@ demo: $(BIN)/.installed
 	$(BIN)/ablation run experiments/quickstart.yaml
 
 # Debian packages the tests use: headless Chromium for the dashboard, pdflatex for the LaTeX
-# export. Installed once, as root; without root the tests that need them say so and skip.
-SYSTEM_PACKAGES := chromium texlive-latex-recommended
+# export, pdftoppm for the paper figures. Installed once, as root; without root the tests that
+# need them say so and skip.
+SYSTEM_PACKAGES := chromium texlive-latex-recommended poppler-utils
 system-deps:
-	@command -v chromium >/dev/null 2>&1 && command -v pdflatex >/dev/null 2>&1 || { \
+	@command -v chromium >/dev/null 2>&1 && command -v pdflatex >/dev/null 2>&1 && \
+	  command -v pdftoppm >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \

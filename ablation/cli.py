@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", default="md", choices=("md", "csv", "latex", "html", "json", "parquet")
     )
     p.add_argument("-o", "--output", default=None, metavar="FILE")
+    p.add_argument(
+        "--figures",
+        default=None,
+        metavar="DIR",
+        help="also write every figure as DIR/<name>.pdf and .svg (for papers)",
+    )
     _add_tracking(p)
 
     p = sub.add_parser("dashboard", help="a self-contained HTML dashboard of a study")

@@ -1,4 +1,5 @@
-"""`ablation report STUDY [--format F] [-o FILE]`: print or write the ablation summary."""
+"""`ablation report STUDY [--format F] [-o FILE] [--figures DIR]`: the ablation summary, and
+its figures as PDF and SVG for papers."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ from pathlib import Path
 
 from ablation.commands.summary import find_summary
 from ablation.report.export import render
+from ablation.report.figures import write_figures
 
 
 def main(args: argparse.Namespace) -> int:
     found = find_summary(args, "report")
     if isinstance(found, int):
         return found
-    _, summary, _ = found
+    _, summary, runs = found
+    if args.figures:
+        written = write_figures(summary, runs, args.figures)
+        print(f"wrote {len(written)} figure files to {args.figures}", file=sys.stderr)
     data = render(summary, args.format)
     if args.output:
         path = Path(args.output)

@@ -23,6 +23,7 @@ What each format holds:
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
 import json
@@ -32,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.io.formats.style import Styler
+from pandas.io.formats.style_render import _escape_latex
 
 from ablation.report import tables
 from ablation.report.stats import Summary
@@ -114,22 +117,13 @@ def paper_markdown(summary: Summary) -> str:
 
 # --- LaTeX ------------------------------------------------------------------------------------
 
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
+# Styler's escape="latex" handles & % $ # _ { } ~ ^ \; these are left to us: in body text with
+# the default OT1 font encoding "<" would print as "¡" (p-values are "<0.001"), and the tables'
+# few non-ASCII signs need math mode.
+_LATEX_AFTER_ESCAPE = {
     "<": r"\textless{}",
     ">": r"\textgreater{}",
     "|": r"\textbar{}",
-}
-_LATEX_UNICODE = {
     tables.PM: r"$\pm$",
     "Δ": r"$\Delta$",
     "×": r"$\times$",
@@ -139,36 +133,35 @@ _LATEX_UNICODE = {
 }
 
 
+def _latex_signs(escaped: str) -> str:
+    """What Styler's LaTeX escaping leaves: <, >, | and the non-ASCII signs of the tables."""
+    out = "".join(_LATEX_AFTER_ESCAPE.get(ch, ch) for ch in str(escaped))
+    # Anything else non-ASCII would need inputenc/fontenc luck: spell it out instead.
+    return re.sub(r"[^\x00-\x7f]", "?", out)
+
+
 def latex_escape(text: str) -> str:
     """Escape text for LaTeX body text (and map the few non-ASCII signs the tables use)."""
-    escaped = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-    for sign, tex in _LATEX_UNICODE.items():
-        escaped = escaped.replace(sign, tex)
-    # Anything else non-ASCII would need inputenc/fontenc luck: spell it out instead.
-    return re.sub(r"[^\x00-\x7f]", "?", escaped)
+    return _latex_signs(_escape_latex(str(text)))
 
 
 def latex_table(table: pd.DataFrame, caption: str, label: str) -> str:
-    align = "l" + "r" * (len(table.columns) - 1)
-    head = " & ".join(latex_escape(c) for c in table.columns) + r" \\"
-    body = [" & ".join(latex_escape(x) for x in row) + r" \\" for row in table.to_numpy()]
-    return "\n".join(
-        [
-            r"\begin{table}[ht]",
-            r"\centering",
-            r"\small",
-            rf"\caption{{{latex_escape(caption)}}}",
-            rf"\label{{{label}}}",
-            rf"\begin{{tabular}}{{{align}}}",
-            r"\toprule",
-            head,
-            r"\midrule",
-            *body,
-            r"\bottomrule",
-            r"\end{tabular}",
-            r"\end{table}",
-        ]
+    """One booktabs ``table`` environment through pandas' Styler, every cell escaped."""
+    styler = (
+        table.style.hide(axis="index")
+        .format(escape="latex", formatter=_latex_signs)
+        .format_index(escape="latex", formatter=_latex_signs, axis=1)
+        .set_table_styles([{"selector": "small", "props": ":;"}])  # renders as \small
     )
+    return styler.to_latex(
+        column_format="l" + "r" * (len(table.columns) - 1),
+        position="ht",
+        position_float="centering",
+        hrules=True,
+        label=label,
+        caption=latex_escape(caption),
+        environment="table",
+    ).rstrip("\n")
 
 
 def to_latex(summary: Summary) -> str:
@@ -205,23 +198,28 @@ td.verdict{text-align:left}.verdict-better{color:#0072B2;font-weight:600}.verdic
 
 
 def html_table(table: pd.DataFrame, caption: str = "") -> str:
-    """A plain HTML table; verdict cells get a class so the dashboard can colour them."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
-    rows = []
-    for row in table.to_numpy():
-        cells = []
-        for col, x in zip(table.columns, row, strict=True):
-            cls = ""
-            if col == "Verdict":
-                cls = (
-                    f' class="verdict verdict-{x}"'
-                    if x in ("better", "worse")
-                    else ' class="verdict"'
-                )
-            cells.append(f"<td{cls}>{html.escape(str(x))}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    """An HTML table through pandas' Styler, cells escaped; verdict cells get a class so the
+    dashboard can colour them."""
+    classes = pd.DataFrame("", index=table.index, columns=table.columns)
+    if "Verdict" in table.columns:
+        classes["Verdict"] = [
+            f"verdict verdict-{x}" if x in ("better", "worse") else "verdict"
+            for x in table["Verdict"]
+        ]
+    # The table's id comes from its content, so a page with several tables has distinct ids and
+    # the same summary renders to the same bytes.
+    digest = hashlib.sha256(f"{caption}|{list(table.columns)}".encode()).hexdigest()[:8]
+    styler = (
+        Styler(table, uuid=digest, cell_ids=False)
+        .hide(axis="index")
+        .format(str, escape="html")
+        .format_index(escape="html", axis=1)
+        .set_td_classes(classes)
+    )
+    if caption:
+        styler = styler.set_caption(html.escape(caption))
+    # No cell is styled: drop the empty <style> block Styler writes before every table.
+    return styler.to_html().replace('<style type="text/css">\n</style>\n', "")
 
 
 def to_html(summary: Summary) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from ablation.cli import build_parser
 from ablation.commands.report import main as report_command
 from ablation.report import load_runs, stats, summary_of_runs
 from ablation.report.runs import StudyNotFound
@@ -81,15 +81,24 @@ def test_summary_from_the_store_equals_the_summary_from_the_frames(store):
 def test_report_command_writes_and_fails_cleanly(store, tmp_path, capsys):
     uri = store[0]
     out = tmp_path / "r.json"
-    args = argparse.Namespace(study="pool-study", format="json", output=str(out), tracking_uri=uri)
+    figures = tmp_path / "figs"
+    args = build_parser().parse_args(
+        ["report", "pool-study", "--format", "json", "-o", str(out), "--tracking-uri", uri,
+         "--figures", str(figures)]
+    )  # fmt: skip
     assert report_command(args) == 0
     assert json.loads(out.read_text())["study"] == "pool-study"
+    pdfs = sorted(p.name for p in figures.glob("*.pdf"))
+    assert "forest.pdf" in pdfs and {p.stem for p in figures.glob("*.svg")} == {
+        p.removesuffix(".pdf") for p in pdfs
+    }
+    assert all(p.read_bytes().startswith(b"%PDF") for p in figures.glob("*.pdf"))
 
-    args = argparse.Namespace(study="pool-study", format="md", output=None, tracking_uri=uri)
+    args = build_parser().parse_args(["report", "pool-study", "--tracking-uri", uri])
     assert report_command(args) == 0
     assert "| Description | Params |" in capsys.readouterr().out
 
-    args = argparse.Namespace(study="nope", format="md", output=None, tracking_uri=uri)
+    args = build_parser().parse_args(["report", "nope", "--tracking-uri", uri])
     assert report_command(args) == 2
     with pytest.raises(StudyNotFound):
         load_runs(uri, "nope")
