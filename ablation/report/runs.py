@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from ablation.track import names
+from ablation.track.search import search_runs
 
 _HISTORY_WORKERS = 8
 
@@ -55,20 +55,9 @@ def level_label(level_json: str) -> str:
 
 
 def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> Iterator[Any]:
-    token = None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            filter_string=filter_string,
-            run_view_type=ViewType.ACTIVE_ONLY,
-            max_results=1000,
-            order_by=["attributes.start_time ASC"],
-            page_token=token,
-        )
-        yield from page
-        token = page.token
-        if not token:
-            return
+    return search_runs(
+        client, [experiment_id], filter_string, order_by=["attributes.start_time ASC"]
+    )
 
 
 def find_parent(client: MlflowClient, study_name: str) -> Any:

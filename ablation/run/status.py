@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ablation.track import names
+from ablation.track.search import search_runs
 
 _OK = (names.STATUS_FINISHED, names.STATUS_STOPPED)
 
@@ -89,24 +90,14 @@ def study_status(client: Any, study: str) -> StudyStatus | None:
         metric=tags.get(names.METRIC, "val_top1_error"),
         mode=tags.get(names.METRIC_MODE, "min"),
     )
-    token = None
-    while True:
-        page = client.search_runs(
-            [experiment.experiment_id],
-            filter_string=f"tags.`{names.PARENT_RUN_ID}` = '{parent.info.run_id}'",
-            max_results=1000,
-            page_token=token,
-        )
-        for run in page:
-            state = run.data.tags.get(names.STATUS, names.STATUS_RUNNING)
-            status.counts[state] += 1
-            value = run.data.metrics.get(status.metric)
-            if state in _OK and value is not None:
-                variant = run.data.tags.get(names.VARIANT, "?")
-                status.variants.setdefault(variant, []).append(value)
-        token = page.token
-        if not token:
-            break
+    children = f"tags.`{names.PARENT_RUN_ID}` = '{parent.info.run_id}'"
+    for run in search_runs(client, [experiment.experiment_id], children):
+        state = run.data.tags.get(names.STATUS, names.STATUS_RUNNING)
+        status.counts[state] += 1
+        value = run.data.metrics.get(status.metric)
+        if state in _OK and value is not None:
+            variant = run.data.tags.get(names.VARIANT, "?")
+            status.variants.setdefault(variant, []).append(value)
     return status
 
 

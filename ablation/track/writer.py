@@ -18,15 +18,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag, ViewType
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from ablation.track import names
+from ablation.track.search import search_runs
 
-# MLflow's limits on one log_batch call.
-_MAX_PARAMS_PER_BATCH = 100
-_MAX_METRICS_PER_BATCH = 1000
-_MAX_TAG_CHARS = 5000
+_MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value
 _VERSIONED_PACKAGES = ("ablation", "torch", "torchvision", "ray", "optuna", "mlflow", "numpy")
 
 
@@ -191,8 +189,10 @@ class StudyWriter:
     def trial_runs(self) -> dict[str, list[TrialRun]]:
         """The parent's live child runs, by trial id (normally one each)."""
         runs: dict[str, list[TrialRun]] = {}
-        for run in self._search(
-            [self.experiment_id], f"tags.`{names.PARENT_RUN_ID}` = '{self.parent_run_id}'"
+        for run in search_runs(
+            self.client,
+            [self.experiment_id],
+            f"tags.`{names.PARENT_RUN_ID}` = '{self.parent_run_id}'",
         ):
             trial_id = run.data.tags.get(names.TRIAL_ID)
             if trial_id:
@@ -204,11 +204,12 @@ class StudyWriter:
         experiments = [e.experiment_id for e in self.client.search_experiments()]
         found: dict[str, TrialRun] = {}
         for trial_id in trial_ids:
-            for run in self._search(
+            for run in search_runs(
+                self.client,
                 experiments,
                 f"tags.`{names.TRIAL_ID}` = '{trial_id}' "
                 f"and tags.`{names.STATUS}` = '{names.STATUS_FINISHED}'",
-                max_results=5,
+                limit=5,
             ):
                 if run.data.tags.get(names.PARENT_RUN_ID) != self.parent_run_id:
                     found[trial_id] = _trial_run(run)
@@ -232,8 +233,7 @@ class StudyWriter:
         )
         params = [Param(k, v) for k, v in flatten(spec.config).items()]
         params.append(Param("seed", str(spec.seed)))
-        for i in range(0, len(params), _MAX_PARAMS_PER_BATCH):
-            self.client.log_batch(run.info.run_id, params=params[i : i + _MAX_PARAMS_PER_BATCH])
+        self.client.log_batch(run.info.run_id, params=params)  # MLflow splits it into batches
         return run.info.run_id
 
     def log_epoch(self, run_id: str, metrics: Mapping[str, Any], epoch: int) -> None:
@@ -285,8 +285,7 @@ class StudyWriter:
                 Metric(key, m.value, m.timestamp, m.step)
                 for m in self.client.get_metric_history(source.run_id, key)
             )
-        for i in range(0, len(metrics), _MAX_METRICS_PER_BATCH):
-            self.client.log_batch(run_id, metrics=metrics[i : i + _MAX_METRICS_PER_BATCH])
+        self.client.log_batch(run_id, metrics=metrics)
         self.client.log_batch(run_id, tags=[RunTag(names.STATUS, names.STATUS_FINISHED)])
         self.client.set_terminated(run_id, status="FINISHED")
         return run_id
@@ -295,23 +294,7 @@ class StudyWriter:
 
     def _log_metrics(self, run_id: str, values: Mapping[str, float], step: int, ts: int) -> None:
         metrics = [Metric(k, v, ts, step) for k, v in values.items()]
-        for i in range(0, len(metrics), _MAX_METRICS_PER_BATCH):
-            self.client.log_batch(run_id, metrics=metrics[i : i + _MAX_METRICS_PER_BATCH])
-
-    def _search(self, experiment_ids: list[str], filter_string: str, max_results: int = 1000):
-        token = None
-        while True:
-            page = self.client.search_runs(
-                experiment_ids,
-                filter_string=filter_string,
-                run_view_type=ViewType.ACTIVE_ONLY,
-                max_results=max_results,
-                page_token=token,
-            )
-            yield from page
-            token = page.token
-            if not token or max_results < 1000:
-                return
+        self.client.log_batch(run_id, metrics=metrics)
 
 
 def _trial_run(run: Any) -> TrialRun:
