@@ -29,6 +29,7 @@ from ablation.study.schema import (
     config_problems,
     get_path,
     path_problem,
+    submodel,
 )
 from ablation.study.trials import canonical_json
 from ablation.vocabulary.metrics import COMPARABLE_EPOCH
@@ -176,20 +177,10 @@ def _fields_at(model: type[BaseModel], loc: Loc) -> list[str]:
         field = current.model_fields.get(str(part))
         if field is None:
             return []
-        current = _inner_model(field.annotation)
+        current = submodel(field.annotation)
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     return []
-
-
-def _inner_model(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _inner_model(arg)
-        if found is not None:
-            return found
-    return None
 
 
 # -- the checks ---------------------------------------------------------------------------------

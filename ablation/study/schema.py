@@ -292,17 +292,18 @@ def path_problem(path: str) -> str | None:
             where = ".".join(parts[:depth])
             hint = _suggest(part, list(fields))
             return f"unknown key {part!r} in {where}{hint}; known: {', '.join(fields)}"
-        model = _submodel(fields[part].annotation)
+        model = submodel(fields[part].annotation)
     return None
 
 
-def _submodel(annotation: Any) -> type[BaseModel] | None:
-    """The model class behind a field's annotation (`X` or `X | None`), else None."""
+def submodel(annotation: Any) -> type[BaseModel] | None:
+    """The model class behind a field's annotation (`X`, `X | None`, `list[X]`), else None."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in getattr(annotation, "__args__", ()):
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
+        found = submodel(arg)
+        if found is not None:
+            return found
     return None
 
 
