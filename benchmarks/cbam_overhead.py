@@ -8,8 +8,8 @@ CBAM goes where the project puts it: after the last BN of every residual branch,
 addition (`ablation.models.resnet.insert_attention`). Variants:
 
 - plain:  torchvision ResNet-50 (or the CIFAR ResNet-20), no attention;
-- fused:  the project's `CBAM` run through `ablation.attention.fused.cbam_forward`, on the
-          compiled kernels of `ablation.attention.native` (built once, cached; the build
+- fused:  the project's `CBAM` run through `ablation.attention.fast.fused.cbam_forward`, on the
+          compiled kernels of `ablation.attention.fast.native` (built once, cached; the build
           time is measured in a fresh cache and printed with the tables); in inference the
           whole forward is one kernel call, written over the BN's output in the models;
 - passes: (not run by default) fused with inference on the per-pass kernels instead;
@@ -46,7 +46,7 @@ import torchvision
 from torch import Tensor, nn
 
 from ablation.attention import CBAM, native
-from ablation.attention.fused import cbam_forward
+from ablation.attention.fast.fused import cbam_forward
 from ablation.models.cifar_resnet import CifarResNet
 from ablation.models.resnet import insert_attention
 
