@@ -72,9 +72,7 @@ def set_cbam_backend(model: nn.Module, backend: str) -> int:
     test_native.py); only the implementation of the forward and backward passes changes.
     """
     if backend not in CBAM_BACKENDS:
-        raise ValueError(
-            f"cbam_backend must be one of {', '.join(CBAM_BACKENDS)}; got {backend!r}"
-        )
+        raise ValueError(f"cbam_backend must be one of {', '.join(CBAM_BACKENDS)}; got {backend!r}")
     modules = [m for m in model.modules() if isinstance(m, CBAM)]
     for module in modules:
         module.backend = backend

@@ -1,4 +1,4 @@
-"""`python -m ablation.attention`: build CBAM's CPU kernels into the cache now (see fast/native.py)."""
+"""`python -m ablation.attention`: build CBAM's CPU kernels into the cache now (fast/native.py)."""
 
 # Builds and reports, computes nothing a trial uses: it cannot change a result. Proof: it only
 # calls fast.native.main, whose library is keyed by the hashed cbam_kernels.cpp

@@ -231,7 +231,8 @@ class CBAM(nn.Module):
                 nn.init.zeros_(self.spatial_gate.norm.bias)
 
     def forward(self, f: Tensor) -> Tensor:
-        backend = "reference" if _REFERENCE.get() else resolve_backend(getattr(self, "backend", "reference"), f, self)
+        chosen = getattr(self, "backend", "reference")  # modules pickled before it existed
+        backend = "reference" if _REFERENCE.get() else resolve_backend(chosen, f, self)
         if backend == "reference":
             return self.reference_forward(f)
         # fast/fused.py: the same equations with the memory-bound pooling and gating in one
@@ -281,9 +282,7 @@ def resolve_backend(backend: str, f: Tensor, module: CBAM) -> str:
 
 def _checked_backend(backend: str) -> str:
     if backend not in CBAM_BACKENDS:
-        raise ValueError(
-            f"cbam_backend must be one of {', '.join(CBAM_BACKENDS)}; got {backend!r}"
-        )
+        raise ValueError(f"cbam_backend must be one of {', '.join(CBAM_BACKENDS)}; got {backend!r}")
     return backend
 
 

@@ -254,9 +254,7 @@ INFER_KNOBS = (
 
 def random_cbam(channels: int, kernel_size: int, seed: int, **knobs) -> CBAM:
     torch.manual_seed(seed)
-    module = CBAM(
-        channels, reduction=4, kernel_size=kernel_size, backend="kernels", **knobs
-    ).eval()
+    module = CBAM(channels, reduction=4, kernel_size=kernel_size, backend="kernels", **knobs).eval()
     with torch.no_grad():
         for p in module.parameters():
             p.copy_(torch.randn_like(p) * 0.5)
