@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, TensorDataset
 
-from ablation.attention import native
+from ablation.attention import native, set_cbam_backend
 from ablation.data import DatasetError, build_datasets
 from ablation.models import build_model
 from ablation.profile import profile_model
@@ -102,6 +102,7 @@ def train_trial(
             num_classes=num_classes,
             in_channels=info["in_channels"],
         )
+        set_cbam_backend(model, train_cfg.get("cbam_backend", "auto"))  # README "CBAM backends"
     except ValueError as err:
         raise TrialFailed(f"cannot build the model: {err}") from err
     model = model.to(device, memory_format=memory_format)
