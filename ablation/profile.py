@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ablation.attention.cbam import reference_path
+from ablation.vocabulary.cbam import KINDS
 
 FLOPS_RULE = (
     "one multiply-add = 1 FLOP, per image; convolutions and matrix products only "
@@ -87,15 +88,14 @@ def _as_bool(value: str) -> bool:
     raise ValueError
 
 
-_KNOB_TYPES = {
-    "reduction": (_as_int, "an integer"),
-    "channel_pool": (_as_list, "a comma-separated list"),
-    "spatial_pool": (_as_list, "a comma-separated list"),
-    "kernel_size": (_as_int, "an integer"),
-    "order": (str, "a string"),
-    "gates": (_as_list, "a comma-separated list"),
-    "spatial_norm": (_as_bool, "true or false"),
+# How each kind of knob value (ablation.vocabulary.cbam.KINDS) is read from text.
+_CONVERTERS = {
+    "int": (_as_int, "an integer"),
+    "list": (_as_list, "a comma-separated list"),
+    "str": (str, "a string"),
+    "bool": (_as_bool, "true or false"),
 }
+_KNOB_TYPES = {name: _CONVERTERS[kind] for name, kind in KINDS.items()}
 
 
 def parse_knobs(pairs: list[str]) -> dict[str, Any]:

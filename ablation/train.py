@@ -28,7 +28,8 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, TensorDataset
 
-from ablation.attention import native
+from ablation.attention import set_cbam_backend
+from ablation.attention.fast import native
 from ablation.data.build import build_datasets
 from ablation.data.identity import DatasetError
 from ablation.models import build_model
@@ -103,6 +104,7 @@ def train_trial(
             num_classes=num_classes,
             in_channels=info["in_channels"],
         )
+        set_cbam_backend(model, train_cfg.cbam_backend)  # README "CBAM backends"
     except ValueError as err:
         raise TrialFailed(f"cannot build the model: {err}") from err
     model = model.to(device, memory_format=memory_format)

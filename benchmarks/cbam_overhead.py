@@ -8,13 +8,17 @@ CBAM goes where the project puts it: after the last BN of every residual branch,
 addition (`ablation.models.resnet.insert_attention`). Variants:
 
 - plain:  torchvision ResNet-50 (or the CIFAR ResNet-20), no attention;
-- fused:  the project's `CBAM` run through `ablation.attention.fused.cbam_forward`, on the
-          compiled kernels of `ablation.attention.native` (built once, cached; the build
+Each project variant is the project's `CBAM` on one `train.cbam_backend` (README "CBAM
+backends"):
+
+- fused:  backend "kernels" (what "auto" picks on float32 CPU): `ablation.attention.fast`, on the
+          compiled kernels of `ablation.attention.fast.native` (built once, cached; the build
           time is measured in a fresh cache and printed with the tables); in inference the
           whole forward is one kernel call, written over the BN's output in the models;
 - passes: (not run by default) fused with inference on the per-pass kernels instead;
-- stock:  the same fused path on stock PyTorch ops only (kernels off: no compiler needed);
-- eager:  the same module, its gates composed with plain autograd (`f * gate(f)`);
+- stock:  backend "fused": the same fused path on stock PyTorch ops only (no compiler needed);
+- eager:  backend "reference": the module's `reference_forward`, the paper's composition with
+          plain autograd (the default of a CBAM module, and what "auto" runs elsewhere);
 - timm:   `timm.layers.CbamModule` (benchmark-only extra `bench`).
 
 All variants are timed in one process, interleaved round by round (the order rotates every
@@ -45,47 +49,24 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-from ablation.attention import CBAM, native
-from ablation.attention.fused import cbam_forward
+from ablation.attention import CBAM
+from ablation.attention.fast import cbam_forward, native
 from ablation.models.cifar_resnet import CifarResNet
 from ablation.models.resnet import insert_attention
 
 
-class FusedCBAM(CBAM):
-    """The project's CBAM through the fused path."""
-
-    def forward(self, f: Tensor) -> Tensor:
-        return cbam_forward(self, f)
-
-
-class StockCBAM(CBAM):
-    """The project's fused path with the compiled kernels off (stock PyTorch ops only)."""
-
-    def forward(self, f: Tensor) -> Tensor:
-        with native.use_kernels(False):
-            return cbam_forward(self, f)
+def _backend(backend: str) -> Callable[[int], nn.Module]:
+    """The project's CBAM on one backend (ablation.vocabulary.cbam.CBAM_BACKENDS)."""
+    return lambda channels: CBAM(channels, backend=backend)
 
 
 class PassesCBAM(CBAM):
-    """The fused path with inference on the per-pass kernels (as training runs them) rather
-    than in one call: what `fused` inference was before `native.infer`."""
+    """The kernels backend with inference on the per-pass kernels (as training runs them)
+    rather than in one call: what `fused` inference was before `native.infer`."""
 
     def forward(self, f: Tensor) -> Tensor:
         with native.use_kernels(True, whole_inference=False):
             return cbam_forward(self, f)
-
-
-class EagerCBAM(CBAM):
-    """The project's CBAM, gates composed with plain autograd (the straightforward way)."""
-
-    def forward(self, f: Tensor) -> Tensor:
-        gates = [self.channel_gate, self.spatial_gate]
-        if self.order == "spatial-first":
-            gates.reverse()
-        for gate in gates:
-            if gate is not None:
-                f = f * gate(f)
-        return f
 
 
 def _timm_cbam(channels: int) -> nn.Module:
@@ -96,10 +77,10 @@ def _timm_cbam(channels: int) -> nn.Module:
 
 ATTENTIONS: dict[str, Callable[[int], nn.Module] | None] = {
     "plain": None,
-    "fused": FusedCBAM,
+    "fused": _backend("kernels"),
     "passes": PassesCBAM,
-    "stock": StockCBAM,
-    "eager": EagerCBAM,
+    "stock": _backend("fused"),
+    "eager": _backend("reference"),
     "timm": _timm_cbam,
 }
 
@@ -178,7 +159,7 @@ def cpu_model() -> str:
 def kernel_build_seconds() -> float:
     """Seconds to build the kernels in a fresh cache, measured in a separate process."""
     with tempfile.TemporaryDirectory() as cache:
-        code = "from ablation.attention import native; native._library(); "
+        code = "from ablation.attention.fast import native; native._library(); "
         code += "print(native.compile_seconds())"
         out = subprocess.run(
             [sys.executable, "-c", code],

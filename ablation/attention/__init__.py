@@ -1,4 +1,8 @@
-"""Attention modules a backbone plugs in by name: none, se (Squeeze-and-Excitation), cbam."""
+"""Attention modules a backbone plugs in by name: none, se (Squeeze-and-Excitation), cbam.
+
+CBAM's knobs are ablation.vocabulary.cbam's; its fast backends live in `fast/` and run only
+where a model's CBAM modules are switched to them (`set_cbam_backend`, `train.cbam_backend`).
+"""
 
 from __future__ import annotations
 
@@ -18,12 +22,14 @@ from ablation.attention.cbam import (
     normalize_cbam_knobs,
 )
 from ablation.attention.se import SqueezeExcitation
+from ablation.vocabulary.cbam import CBAM_BACKENDS
 
 ATTENTIONS = ("none", "se", "cbam")
 
 __all__ = [
     "ATTENTIONS",
     "CBAM",
+    "CBAM_BACKENDS",
     "CBAM_DEFAULTS",
     "CHANNEL_POOLS",
     "GATES",
@@ -34,6 +40,7 @@ __all__ = [
     "SqueezeExcitation",
     "create_attention",
     "normalize_cbam_knobs",
+    "set_cbam_backend",
 ]
 
 
@@ -54,3 +61,17 @@ def create_attention(name: str, channels: int, **cbam_knobs: Any) -> nn.Module:
     if name == "se":
         return SqueezeExcitation(channels)
     return nn.Identity()
+
+
+def set_cbam_backend(model: nn.Module, backend: str) -> int:
+    """Run every CBAM module of `model` on `backend` (one of CBAM_BACKENDS); returns how many.
+
+    The weights and the result stay those of the reference (tests/attention/test_fused.py,
+    test_native.py); only the implementation of the forward and backward passes changes.
+    """
+    if backend not in CBAM_BACKENDS:
+        raise ValueError(f"cbam_backend must be one of {', '.join(CBAM_BACKENDS)}; got {backend!r}")
+    modules = [m for m in model.modules() if isinstance(m, CBAM)]
+    for module in modules:
+        module.backend = backend
+    return len(modules)

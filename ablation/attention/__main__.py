@@ -1,5 +1,11 @@
-"""`python -m ablation.attention`: build CBAM's CPU kernels into the cache now (see native.py)."""
+"""`python -m ablation.attention`: build CBAM's CPU kernels into the cache now (fast/native.py)."""
 
-from ablation.attention.native import main
+# Builds and reports, computes nothing a trial uses: it cannot change a result. Proof: it only
+# calls fast.native.main, whose library is keyed by the hashed cbam_kernels.cpp
+# (tests/attention/test_native.py builds it; tests/study/test_trials.py checks the hash rule).
+RESULT_NEUTRAL = True
 
-main()
+if __name__ == "__main__":
+    from ablation.attention.fast.native import main
+
+    main()

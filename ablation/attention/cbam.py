@@ -1,4 +1,4 @@
-"""CBAM: Convolutional Block Attention Module.
+"""CBAM: Convolutional Block Attention Module, as the paper composes it.
 
 Woo, Park, Lee, Kweon, "CBAM: Convolutional Block Attention Module", ECCV 2018, arXiv:1807.06521.
 
@@ -8,9 +8,21 @@ Woo, Park, Lee, Kweon, "CBAM: Convolutional Block Attention Module", ECCV 2018, 
     Ms(F) = sigmoid( conv_kxk( [pool_q(F) for q in spatial_pool] ) )    (3)
 
 The paper uses channel_pool = (avg, max), spatial_pool = (avg, max), k = 7, r = 16, channel
-first. Every other setting here is an ablation axis of the study file's `model.cbam` section:
-the official code's extra channel pools (lp, lse) and BatchNorm after the spatial conv, the
-paper's spatial-first and parallel arrangements, and either gate alone.
+first. Every other setting here is an ablation axis of the study file's `model.cbam` section
+(the knobs: ablation/vocabulary/cbam.py): the official code's extra channel pools (lp, lse)
+and BatchNorm after the spatial conv, the paper's spatial-first and parallel arrangements,
+and either gate alone.
+
+`CBAM.forward` runs `reference_forward`, the composition of the gate modules below with plain
+autograd, unless the module's `backend` chooses a fast one (ablation/attention/fast/: the
+same equations, fewer memory passes, tested against this one). The reference is the
+specification.
+
+Matching the official code (Jongchan/attention-module, MODELS/cbam.py, model_resnet.py):
+the spatial BatchNorm has momentum 0.01 and eps 1e-5, and with `init: official` (the default)
+CBAM starts as ResidualNet initialises it: every bias 0, the spatial conv kaiming-normal
+fan-out, the spatial BatchNorm's scale 0; the MLP's Linear weights keep PyTorch's init (the
+official loop only touches keys with "conv" or "bn" in them).
 """
 
 from __future__ import annotations
@@ -23,22 +35,41 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ablation.attention.fused import cbam_forward
+from ablation.attention.fast import cbam_forward, native
+from ablation.vocabulary.cbam import (
+    CBAM_BACKENDS,
+    CHANNEL_POOLS,
+    DEFAULTS,
+    GATES,
+    INITS,
+    ORDERS,
+    SPATIAL_POOLS,
+    check_cbam_knobs,
+)
 
-CHANNEL_POOLS = ("avg", "max", "lp", "lse")
-SPATIAL_POOLS = ("avg", "max")
-ORDERS = ("channel-first", "spatial-first", "parallel")
-GATES = ("channel", "spatial")
+__all__ = [
+    "CBAM",
+    "CBAM_DEFAULTS",
+    "CHANNEL_POOLS",
+    "GATES",
+    "INITS",
+    "ORDERS",
+    "SPATIAL_POOLS",
+    "ChannelGate",
+    "SpatialGate",
+    "normalize_cbam_knobs",
+    "reference_path",
+    "resolve_backend",
+]
 
-CBAM_DEFAULTS: dict[str, Any] = {
-    "reduction": 16,
-    "channel_pool": ("avg", "max"),
-    "spatial_pool": ("avg", "max"),
-    "kernel_size": 7,
-    "order": "channel-first",
-    "gates": ("channel", "spatial"),
-    "spatial_norm": False,
-}
+CBAM_DEFAULTS: dict[str, Any] = DEFAULTS.as_dict()
+# The official code's BasicConv BatchNorm2d(eps=1e-5, momentum=0.01): PyTorch's default 0.1
+# would let the running statistics drift apart from the official model's.
+SPATIAL_NORM_MOMENTUM = 0.01
+SPATIAL_NORM_EPS = 1e-5
+# The pools the compiled kernels serve (lp and lse are dense; the fused path runs them on
+# stock ops).
+_KERNEL_POOLS = ("avg", "max")
 
 
 def channel_pool(f: Tensor, kind: str) -> Tensor:
@@ -94,9 +125,14 @@ class SpatialGate(nn.Module):
         super().__init__()
         self.pools = tuple(pools)
         self.conv = nn.Conv2d(len(self.pools), 1, kernel_size, padding=kernel_size // 2, bias=False)
-        # The official code and timm put a BatchNorm here; the paper does not. The official
-        # code starts its scale at 0: the gate opens at a uniform 0.5 and is learned from there.
-        self.norm = nn.BatchNorm2d(1) if norm else nn.Identity()
+        # The official code and timm put a BatchNorm here; the paper does not. Its settings
+        # are the official code's. The official code starts its scale at 0: the gate opens at
+        # a uniform 0.5 and is learned from there.
+        self.norm = (
+            nn.BatchNorm2d(1, eps=SPATIAL_NORM_EPS, momentum=SPATIAL_NORM_MOMENTUM)
+            if norm
+            else nn.Identity()
+        )
         if norm:
             nn.init.zeros_(self.norm.weight)
 
@@ -132,7 +168,9 @@ class CBAM(nn.Module):
         order: str = "channel-first",
         gates: Sequence[str] = ("channel", "spatial"),
         spatial_norm: bool = False,
+        init: str = "official",
         inplace: bool = False,
+        backend: str = "reference",
     ) -> None:
         super().__init__()
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
@@ -146,10 +184,14 @@ class CBAM(nn.Module):
                 "order": order,
                 "gates": gates,
                 "spatial_norm": spatial_norm,
+                "init": init,
             }
         )
         self.channels = channels
         self.knobs = knobs
+        # Not a knob: which implementation of the same equations forward runs (CBAM_BACKENDS;
+        # `ablation.attention.set_cbam_backend` sets it on a whole model).
+        self.backend = _checked_backend(backend)
         # Not a knob (the result is the same): in inference, the output may be written over
         # the input, like nn.ReLU(inplace=True). The backbones set it where the input is a
         # BatchNorm's output that nothing else reads.
@@ -165,13 +207,37 @@ class CBAM(nn.Module):
             if "spatial" in knobs["gates"]
             else None
         )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The gates' initial weights by the `init` knob (module docstring).
+
+        "official": ResidualNet's loop over state_dict keys in the official code: weights of
+        keys with "conv" kaiming-normal fan-out, of keys with "bn" 1 except the SpatialGate's 0,
+        every bias 0. Applied to CBAM's keys that is: the spatial conv kaiming-normal fan-out,
+        the MLP's biases 0 (its Linear weights keep PyTorch's init), the BatchNorm's scale and
+        shift 0. "pytorch": PyTorch's defaults (what this project did before), but for the
+        BatchNorm's scale, 0 in both.
+        """
+        if self.knobs["init"] != "official":
+            return
+        if self.channel_gate is not None:
+            for layer in (self.channel_gate.mlp[0], self.channel_gate.mlp[2]):
+                nn.init.zeros_(layer.bias)
+        if self.spatial_gate is not None:
+            nn.init.kaiming_normal_(self.spatial_gate.conv.weight, mode="fan_out")
+            if isinstance(self.spatial_gate.norm, nn.BatchNorm2d):
+                nn.init.zeros_(self.spatial_gate.norm.weight)
+                nn.init.zeros_(self.spatial_gate.norm.bias)
 
     def forward(self, f: Tensor) -> Tensor:
-        # The fast path (fused.py): the same equations, with the memory-bound pooling and
-        # gating in one autograd function; `reference_forward` is the readable composition.
-        if _REFERENCE.get():
+        chosen = getattr(self, "backend", "reference")  # modules pickled before it existed
+        backend = "reference" if _REFERENCE.get() else resolve_backend(chosen, f, self)
+        if backend == "reference":
             return self.reference_forward(f)
-        return cbam_forward(self, f)
+        # fast/fused.py: the same equations with the memory-bound pooling and gating in one
+        # autograd function, its big passes on the compiled kernels for backend "kernels".
+        return cbam_forward(self, f, kernels=backend == "kernels")
 
     def reference_forward(self, f: Tensor) -> Tensor:
         """Eq. (1) composed from the gate modules with plain autograd (the fast path's check)."""
@@ -191,54 +257,39 @@ class CBAM(nn.Module):
 
     def extra_repr(self) -> str:
         knobs = ", ".join(f"{k}={v!r}" for k, v in self.knobs.items())
-        return f"{self.channels}, {knobs}" + (", inplace=True" if self.inplace else "")
+        return (
+            f"{self.channels}, {knobs}"
+            + (", inplace=True" if self.inplace else "")
+            + (f", backend={self.backend!r}" if self.backend != "reference" else "")
+        )
+
+
+def resolve_backend(backend: str, f: Tensor, module: CBAM) -> str:
+    """The backend that runs `module` on `f`: "reference", "fused" or "kernels".
+
+    "auto" is what benchmarks/README.md measured faster than the reference: the kernels
+    where they serve (float32 CPU input, avg/max channel pools, kernels built); the reference
+    everywhere else (CUDA included: there the fused path is stock ops, see README "CBAM
+    backends"). "kernels" where they do not serve runs the fused path on stock ops.
+    """
+    if backend != "auto":
+        return backend
+    pools = module.channel_gate.pools if module.channel_gate is not None else ()
+    if set(pools) <= set(_KERNEL_POOLS) and native.available(f):
+        return "kernels"
+    return "reference"
+
+
+def _checked_backend(backend: str) -> str:
+    if backend not in CBAM_BACKENDS:
+        raise ValueError(f"cbam_backend must be one of {', '.join(CBAM_BACKENDS)}; got {backend!r}")
+    return backend
 
 
 def normalize_cbam_knobs(knobs: Mapping[str, Any]) -> dict[str, Any]:
-    """All seven CBAM knobs, checked, defaults filled in, pools and gates as tuples.
+    """All CBAM knobs (ablation.vocabulary.cbam.KNOBS), checked, defaults filled in, pools
+    and gates as tuples.
 
     Raises ValueError naming the knob and its allowed values.
     """
-    unknown = sorted(set(knobs) - set(CBAM_DEFAULTS))
-    if unknown:
-        raise ValueError(f"unknown CBAM knob {unknown[0]!r}; allowed: {', '.join(CBAM_DEFAULTS)}")
-    merged = {**CBAM_DEFAULTS, **knobs}
-    reduction = merged["reduction"]
-    if not _is_int(reduction) or reduction < 1:
-        raise ValueError(f"reduction must be an integer >= 1; got {reduction!r}")
-    kernel_size = merged["kernel_size"]
-    if not _is_int(kernel_size) or kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(
-            f"kernel_size must be an odd integer >= 1 (3, 7, ...); got {kernel_size!r}"
-        )
-    order = merged["order"]
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {order!r}")
-    spatial_norm = merged["spatial_norm"]
-    if not isinstance(spatial_norm, bool):
-        raise ValueError(f"spatial_norm must be true or false; got {spatial_norm!r}")
-    return {
-        "reduction": reduction,
-        "channel_pool": _subset("channel_pool", merged["channel_pool"], CHANNEL_POOLS),
-        "spatial_pool": _subset("spatial_pool", merged["spatial_pool"], SPATIAL_POOLS),
-        "kernel_size": kernel_size,
-        "order": order,
-        "gates": _subset("gates", merged["gates"], GATES),
-        "spatial_norm": spatial_norm,
-    }
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _subset(knob: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
-    expected = f"a non-empty list of distinct values among {', '.join(allowed)}"
-    if not isinstance(value, list | tuple) or not value:
-        raise ValueError(f"{knob} must be {expected}; got {value!r}")
-    for item in value:
-        if item not in allowed:
-            raise ValueError(f"{knob} must be {expected}; got unknown {item!r}")
-    if len(set(value)) != len(value):
-        raise ValueError(f"{knob} must be {expected}; got a duplicate in {list(value)!r}")
-    return tuple(value)
+    return check_cbam_knobs(knobs).as_dict()

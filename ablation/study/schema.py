@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from ablation.vocabulary import cbam as knobs
 from ablation.vocabulary.backbones import BACKBONES
 from ablation.vocabulary.datasets import DATASETS, ClutterParams
 from ablation.vocabulary.metrics import COMPARABLE
@@ -29,10 +30,10 @@ _CLUTTER = ClutterParams()  # the generator's defaults
 CONFIG_SECTIONS = ("dataset", "model", "train", "metric")
 VARIABLE_SECTIONS = ("dataset", "model", "train")
 
-# CBAM's knob values, as ablation.attention.cbam accepts them (tests check the two agree).
-ChannelPool = Literal["avg", "max", "lp", "lse"]
-SpatialPool = Literal["avg", "max"]
-Gate = Literal["channel", "spatial"]
+# CBAM's knob values: ablation.vocabulary.cbam's (torch-free), which the module checks too.
+ChannelPool = Literal[knobs.CHANNEL_POOLS]
+SpatialPool = Literal[knobs.SPATIAL_POOLS]
+Gate = Literal[knobs.GATES]
 
 
 class _Model(BaseModel):
@@ -79,15 +80,16 @@ class DatasetConfig(_Model):
 
 
 class CBAMConfig(_Model):
-    """CBAM's knobs; the defaults are the paper's (ablation.attention.CBAM)."""
+    """CBAM's knobs; names, values and defaults (the paper's) are ablation.vocabulary.cbam's."""
 
-    channel_pool: list[ChannelPool] = ["avg", "max"]
-    spatial_pool: list[SpatialPool] = ["avg", "max"]
-    kernel_size: Annotated[int, Field(ge=1)] = 7
-    reduction: Annotated[int, Field(ge=1)] = 16
-    order: Literal["channel-first", "spatial-first", "parallel"] = "channel-first"
-    gates: list[Gate] = ["channel", "spatial"]
-    spatial_norm: bool = False
+    channel_pool: list[ChannelPool] = list(knobs.DEFAULTS.channel_pool)
+    spatial_pool: list[SpatialPool] = list(knobs.DEFAULTS.spatial_pool)
+    kernel_size: Annotated[int, Field(ge=1)] = knobs.DEFAULTS.kernel_size
+    reduction: Annotated[int, Field(ge=1)] = knobs.DEFAULTS.reduction
+    order: Literal[knobs.ORDERS] = knobs.DEFAULTS.order
+    gates: list[Gate] = list(knobs.DEFAULTS.gates)
+    spatial_norm: bool = knobs.DEFAULTS.spatial_norm
+    init: Literal[knobs.INITS] = knobs.DEFAULTS.init
 
     @field_validator("channel_pool", "spatial_pool", "gates")
     @classmethod
@@ -145,6 +147,9 @@ class TrainConfig(_Model):
     amp: bool = False
     channels_last: bool = False
     deterministic: bool = True
+    # Which implementation of CBAM's equations trains (README "CBAM backends"); logged on
+    # every run and part of the trial id, which hashes the sources it may run.
+    cbam_backend: Literal[knobs.CBAM_BACKENDS] = knobs.DEFAULT_BACKEND
 
 
 # What variants can be compared on: a per-epoch metric, or a final cost of the model.

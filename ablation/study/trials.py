@@ -9,7 +9,10 @@ trial is never run twice and any result-relevant change gives a new id:
 - config: the resolved sections dataset/model/train/metric (plain data);
 - seed: the trial seed;
 - data: the data identity (name, root, image size, sample counts, split seed, generator knobs);
-- code: `code_version()`, a hash of the source files that shape results plus the package version.
+- code: `code_version(backend)`, a hash of the source files that shape results plus the package
+  version: the reference sources (RESULT_SOURCES) and those of the CBAM backend(s) the
+  config's `train.cbam_backend` may run (BACKEND_SOURCES, C++ included), less any Python module
+  that declares `RESULT_NEUTRAL = True` (speed-only code a named test proves equal).
 
 The study's name and description are not in it: the same trial in another study is the same
 trial. Canonical JSON (sorted keys, fixed separators) and sha256 make ids equal across
@@ -21,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +35,20 @@ from ablation.study.schema import CONFIG_SECTIONS, TrialConfig, apply_overrides,
 if TYPE_CHECKING:
     from ablation.study.schema import Study
 
-# Source files whose content decides a trial's result (relative to the package directory).
-RESULT_SOURCES = ("attention/*.py", "models/*.py", "data/*.py", "train.py")
+# Source files whose content decides every trial's result (relative to the package directory):
+# the reference CBAM (attention/*.py, not attention/fast/), its knobs, models, data, training.
+RESULT_SOURCES = ("attention/*.py", "vocabulary/*.py", "models/*.py", "data/*.py", "train.py")
+# What each train.cbam_backend may run besides the reference; "auto" may pick the kernels
+# (whose fallback is the stock-op fused path) or the reference (ablation.attention.cbam).
+_KERNELS = ("attention/fast/*.py", "attention/fast/*.cpp")
+BACKEND_SOURCES: dict[str, tuple[str, ...]] = {
+    "reference": (),
+    "fused": ("attention/fast/__init__.py", "attention/fast/fused.py"),
+    "kernels": _KERNELS,
+    "auto": _KERNELS,
+}
+# A module-level `RESULT_NEUTRAL = True` leaves a Python file out of the hash.
+_NEUTRAL = re.compile(rb"^RESULT_NEUTRAL\s*=\s*True\b", re.MULTILINE)
 ID_LENGTH = 16
 
 
@@ -72,23 +88,42 @@ def canonical_json(value: Any) -> str:
 
 
 @functools.cache
-def code_version() -> str:
-    """Hash of the result-shaping source files (RESULT_SOURCES) and the package version.
+def code_version(backend: str = "auto") -> str:
+    """Hash of the package version and the sources a trial on CBAM `backend` may run.
 
-    Computed once per process. Training code changes -> new trial ids, so a stale result is
-    never reused for changed code.
+    Computed once per process and backend. Training code changes -> new trial ids, so a stale
+    result is never reused for changed code; an edit to a backend the trial cannot run keeps
+    its id.
     """
-    return source_hash(Path(__file__).resolve().parent.parent, _package_version())
+    return source_hash(Path(__file__).resolve().parent.parent, _package_version(), backend)
 
 
-def source_hash(root: Path, version: str) -> str:
-    """Hash of `version` and the RESULT_SOURCES files under the package directory `root`."""
+def source_hash(root: Path, version: str, backend: str = "auto") -> str:
+    """Hash of `version` and the result sources under the package directory `root`:
+    RESULT_SOURCES and BACKEND_SOURCES[backend], less the RESULT_NEUTRAL Python modules."""
+    if backend not in BACKEND_SOURCES:
+        raise ValueError(f"cbam_backend must be one of {', '.join(BACKEND_SOURCES)}")
+    paths = {p for pattern in RESULT_SOURCES + BACKEND_SOURCES[backend] for p in root.glob(pattern)}
     digest = hashlib.sha256(version.encode() + b"\0")
-    for pattern in RESULT_SOURCES:
-        for path in sorted(root.glob(pattern)):
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes() + b"\0")
+    for path in sorted(paths):
+        if path.suffix == ".py" and _NEUTRAL.search(path.read_bytes()):
+            continue
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(source_digest(path) + b"\0")
     return digest.hexdigest()[:ID_LENGTH]
+
+
+def source_digest(path: Path) -> bytes:
+    """The sha256 of one source file's bytes (what an edit to it changes)."""
+    return hashlib.sha256(path.read_bytes()).digest()
+
+
+def trial_backend(config: dict[str, Any]) -> str:
+    """The CBAM backend whose sources shape `config`'s result: train.cbam_backend with CBAM
+    attention, else "reference" (no CBAM module runs, so no backend can matter)."""
+    if (config.get("model") or {}).get("attention", "cbam") != "cbam":
+        return "reference"
+    return (config.get("train") or {}).get("cbam_backend", "auto")
 
 
 def _package_version() -> str:
@@ -106,7 +141,7 @@ def trial_id(config: dict[str, Any], seed: int) -> str:
         "config": config,
         "seed": seed,
         "data": data_identity(config["dataset"]),
-        "code": code_version(),
+        "code": code_version(trial_backend(config)),
     }
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:ID_LENGTH]
 

@@ -217,6 +217,7 @@ def test_knobs_are_normalised_to_tuples_with_defaults():
         "order": "channel-first",
         "gates": ("spatial", "channel"),
         "spatial_norm": False,
+        "init": "official",
     }
 
 

@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablation.attention import CBAM, native
-from ablation.attention.fused import _max, cbam_forward, fused_cbam
+from ablation.attention import CBAM
+from ablation.attention.fast import native
+from ablation.attention.fast.fused import _max, cbam_forward, fused_cbam
 
 CHANNEL_POOL_SETS = [
     combo for r in range(1, 5) for combo in itertools.combinations(("avg", "max", "lp", "lse"), r)
@@ -404,9 +405,11 @@ def test_fused_runs_under_cpu_autocast_close_to_the_reference():
 
 @pytest.mark.parametrize("order", ["channel-first", "spatial-first", "parallel"])
 @pytest.mark.parametrize("gates", [("channel", "spatial"), ("channel",), ("spatial",)])
-def test_module_forward_is_the_fused_path_and_matches_its_reference_composition(order, gates):
+def test_module_forward_on_the_fast_backend_matches_its_reference_composition(order, gates):
     torch.manual_seed(0)
-    module = CBAM(32, reduction=4, order=order, gates=gates, spatial_norm=True).double()
+    module = CBAM(
+        32, reduction=4, order=order, gates=gates, spatial_norm=True, backend="kernels"
+    ).double()
     for p in module.parameters():
         nn.init.normal_(p, std=0.5)
     x = torch.randn(2, 32, 9, 7, dtype=torch.float64, requires_grad=True)

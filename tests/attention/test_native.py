@@ -12,8 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ablation.attention import CBAM, native
-from ablation.attention.fused import fused_cbam
+from ablation.attention import CBAM
+from ablation.attention.fast import native
+from ablation.attention.fast.fused import fused_cbam
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -184,10 +185,10 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 PROBE = """
 import torch
-from ablation.attention import native
+from ablation.attention.fast import native
 from ablation.attention.cbam import CBAM
 x = torch.randn(2, 16, 6, 6, requires_grad=True)
-CBAM(16, reduction=4)(x).sum().backward()
+CBAM(16, reduction=4, backend="kernels")(x).sum().backward()
 print(native._library() is not None, native.compile_seconds() > 0, x.grad.abs().sum().item() > 0)
 """
 
@@ -254,7 +255,7 @@ INFER_KNOBS = (
 
 def random_cbam(channels: int, kernel_size: int, seed: int, **knobs) -> CBAM:
     torch.manual_seed(seed)
-    module = CBAM(channels, reduction=4, kernel_size=kernel_size, **knobs).eval()
+    module = CBAM(channels, reduction=4, kernel_size=kernel_size, backend="kernels", **knobs).eval()
     with torch.no_grad():
         for p in module.parameters():
             p.copy_(torch.randn_like(p) * 0.5)

@@ -28,6 +28,7 @@ def test_cbam_defaults_are_the_papers_and_the_modules():
         "order": "channel-first",
         "gates": ["channel", "spatial"],
         "spatial_norm": False,
+        "init": "official",
     }
     assert cbam.normalize_cbam_knobs(defaults) == cbam.normalize_cbam_knobs({})
 
@@ -53,6 +54,7 @@ KNOB_CASES = [
     ),
     {"gates": ["channel", "channel"]},
     {"spatial_norm": True},
+    *({"init": i} for i in ("official", "pytorch", "kaiming", "")),
 ]
 
 

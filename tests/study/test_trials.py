@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ablation.study import expand, parse_study
-from ablation.study.trials import code_version, source_hash
+from ablation.study import expand, parse_study, trials
+from ablation.study.trials import code_version, source_hash, trial_id
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -131,3 +132,94 @@ def test_code_version_changes_with_the_training_code(tmp_path):
     assert second != first
     assert source_hash(tmp_path, "0.2.0") != second
     assert len(code_version()) == 16
+
+
+# -- the trial-id rule: exactly the sources that can change a result ------------------------
+
+PACKAGE = Path(trials.__file__).resolve().parent.parent
+RULE_CONFIG = {
+    "dataset": {"name": "digits", "image_size": 32},
+    "model": {"backbone": "resnet20", "attention": "cbam", "cbam": {}},
+    "train": {"epochs": 1, "cbam_backend": "auto"},
+    "metric": {"name": "val_top1_error"},
+}
+
+
+def _with_backend(backend: str, attention: str = "cbam") -> dict:
+    config = copy.deepcopy(RULE_CONFIG)
+    config["train"]["cbam_backend"] = backend
+    config["model"]["attention"] = attention
+    return config
+
+
+def _ids_after_editing(monkeypatch, relative: str) -> dict[str, str]:
+    """Trial ids per backend (and for attention none) with the real file `relative` seen as
+    edited: its digest changes, its bytes on disk do not."""
+    target = PACKAGE / relative
+    assert target.is_file(), relative
+    real = trials.source_digest
+
+    def edited(path: Path) -> bytes:
+        return real(path) + (b"edited" if path == target else b"")
+
+    monkeypatch.setattr(trials, "source_digest", edited)
+    trials.code_version.cache_clear()
+    try:
+        return _ids_now()
+    finally:
+        monkeypatch.setattr(trials, "source_digest", real)
+        trials.code_version.cache_clear()
+
+
+def _ids_now() -> dict[str, str]:
+    ids = {b: trial_id(_with_backend(b), 0) for b in ("auto", "reference", "fused", "kernels")}
+    ids["no-cbam"] = trial_id(_with_backend("auto", attention="none"), 0)
+    return ids
+
+
+def test_trial_id_rule_follows_the_sources_the_backend_may_run(monkeypatch):
+    trials.code_version.cache_clear()
+    before = _ids_now()
+    assert len(set(before.values())) == 5  # the backend is part of the config
+    changed = {
+        # the reference gates: every CBAM trial, whatever its backend, and attention none too
+        # (attention/*.py is the reference's package, hashed for every trial)
+        "attention/cbam.py": {"auto", "reference", "fused", "kernels", "no-cbam"},
+        # the C++ kernels: only what may run them (auto picks them on float32 CPU)
+        "attention/fast/cbam_kernels.cpp": {"auto", "kernels"},
+        "attention/fast/native.py": {"auto", "kernels"},
+        "attention/fast/fused.py": {"auto", "fused", "kernels"},
+        "vocabulary/cbam.py": {"auto", "reference", "fused", "kernels", "no-cbam"},
+        # speed-only and declared so (RESULT_NEUTRAL = True): no trial
+        "attention/__main__.py": set(),
+    }
+    for relative, expected in changed.items():
+        after = _ids_after_editing(monkeypatch, relative)
+        moved = {name for name in before if after[name] != before[name]}
+        assert moved == expected, relative
+    assert _ids_now() == before  # nothing left patched
+
+
+def test_result_neutral_declaration_leaves_a_module_out_of_the_hash(tmp_path):
+    (tmp_path / "attention" / "fast").mkdir(parents=True)
+    (tmp_path / "attention" / "cbam.py").write_text("K = 7\n")
+    fast = tmp_path / "attention" / "fast"
+    (fast / "fused.py").write_text("def f(): return 1\n")
+    (fast / "cbam_kernels.cpp").write_text("int f() { return 1; }\n")
+    speed = fast / "speed.py"
+    speed.write_text("RESULT_NEUTRAL = True  # proven equal by a test\nN = 1\n")
+    first = {b: source_hash(tmp_path, "0.1.0", b) for b in trials.BACKEND_SOURCES}
+    speed.write_text("RESULT_NEUTRAL = True  # proven equal by a test\nN = 2\n")
+    assert {b: source_hash(tmp_path, "0.1.0", b) for b in trials.BACKEND_SOURCES} == first
+    # Without the declaration the same edit counts (for the backends that may run it).
+    speed.write_text("N = 3\n")
+    third = {b: source_hash(tmp_path, "0.1.0", b) for b in trials.BACKEND_SOURCES}
+    assert third["reference"] == first["reference"] and third["fused"] == first["fused"]
+    assert third["kernels"] != first["kernels"] and third["auto"] != first["auto"]
+    # A declaration inside a string or a function is not one.
+    speed.write_text('"""RESULT_NEUTRAL = True"""\ndef g():\n    RESULT_NEUTRAL = True\n')
+    assert source_hash(tmp_path, "0.1.0", "kernels") != first["kernels"]
+    (fast / "cbam_kernels.cpp").write_text("int f() { return 2; }\n")
+    assert source_hash(tmp_path, "0.1.0", "reference") == first["reference"]
+    with pytest.raises(ValueError, match="cbam_backend"):
+        source_hash(tmp_path, "0.1.0", "cuda")

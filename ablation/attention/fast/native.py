@@ -34,6 +34,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ablation.vocabulary.cbam import ORDERS
+
 __all__ = [
     "available",
     "compile_seconds",
@@ -290,7 +292,9 @@ def conv_backward(
     return grad_maps, grad_weight
 
 
-ORDER_CODES = {"channel-first": 0, "spatial-first": 1, "parallel": 2}
+# cbam_infer's order argument: the index in the vocabulary's ORDERS (0 channel-first,
+# 1 spatial-first, 2 parallel, as cbam_kernels.cpp reads it).
+ORDER_CODES = {order: code for code, order in enumerate(ORDERS)}
 
 
 def infer(

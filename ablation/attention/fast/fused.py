@@ -29,7 +29,7 @@ instead of autograd's chain of full-size intermediates:
 Two implementations of the big passes share everything else (the small sub-graphs, the
 order of the gates' backward, the saved state):
 
-- the compiled kernels of `native.py` (float32 on CPU, avg/max pools: the default there):
+- the compiled kernels of `native.py` (float32 on CPU, avg/max pools; `kernels=True`):
   each pool is one read of x with sum, max and argmax together, the spatial-first and
   channel-first pools read x weighted by the other gate instead of a formed x * a; the
   output is one read and one write; backward reads dy and x once for dL/da and dL/db and
@@ -37,7 +37,7 @@ order of the gates' backward, the saved state):
   channel) and its backward run on them too (`_SpatialConv`). Built with g++ at setup or
   on first use (a few seconds, cached), see `native.compile_seconds()`;
 - stock PyTorch ops (everything else: CUDA, float64, half types under autocast, lp/lse
-  pools, no compiler, or ABLATION_CBAM_KERNELS=0), described above.
+  pools, no compiler, `kernels=False`, or ABLATION_CBAM_KERNELS=0), described above.
 
 Both memory formats are native: a contiguous NCHW input is viewed as (N, C, HW) and a
 channels_last input as (N, HW, C), without copies; the output has the input's format.
@@ -46,7 +46,7 @@ forward in one call (`native.infer`: each sample's passes back to back, in the c
 with `inplace`, over x's own memory; on stock ops, amax without indices.
 The stock-op path runs the same code on CPU and CUDA with no compiler.
 
-API (what `CBAM.forward` calls; names are those of `cbam.py`)::
+API (what `CBAM.forward` calls for the fused and kernels backends; names as in `cbam.py`)::
 
     fused_cbam(
         x,                                  # (N, C, H, W), NCHW or channels_last
@@ -57,6 +57,7 @@ API (what `CBAM.forward` calls; names are those of `cbam.py`)::
         spatial_pool=("avg", "max"),        # among avg, max; concatenated in this order
         order="channel-first",              # or "spatial-first", "parallel"
         inplace=False,                      # inference may write the output over x
+        kernels=True,                       # False: stock ops only (backend "fused")
     ) -> Tensor
 
 Which gates run follows from `mlp` and `spatial_conv_weight` being given. For a `CBAM`
@@ -80,13 +81,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from ablation.attention import native
+from ablation.attention.fast import native
+from ablation.vocabulary.cbam import CHANNEL_POOLS as _CHANNEL_POOLS
+from ablation.vocabulary.cbam import ORDERS as _ORDERS
+from ablation.vocabulary.cbam import SPATIAL_POOLS as _SPATIAL_POOLS
 
 __all__ = ["cbam_forward", "fused_cbam"]
 
-_CHANNEL_POOLS = ("avg", "max", "lp", "lse")
-_SPATIAL_POOLS = ("avg", "max")
-_ORDERS = ("channel-first", "spatial-first", "parallel")
 _SPARSE = ("avg", "max")  # pools whose gradient the fused backward forms itself
 
 
@@ -100,12 +101,15 @@ def fused_cbam(
     spatial_pool: Sequence[str] = ("avg", "max"),
     order: str = "channel-first",
     inplace: bool = False,
+    kernels: bool = True,
 ) -> Tensor:
     """CBAM of `x` (eq. 1-3 of the paper) with fused pooling and gating; see the module doc.
 
     inplace: when no autograd graph is recorded (inference), the output may be written over
     x, which the caller then must not use again (for an x that dies with the call, such as a
-    BatchNorm's output: it saves allocating and faulting in a fresh buffer)."""
+    BatchNorm's output: it saves allocating and faulting in a fresh buffer).
+    kernels: False keeps the big passes on stock ops even where native.py's kernels serve
+    (backend "fused"); True uses them there (backend "kernels")."""
     if x.dim() != 4:
         raise ValueError(f"fused_cbam expects an (N, C, H, W) tensor; got shape {tuple(x.shape)}")
     if order not in _ORDERS:
@@ -131,7 +135,7 @@ def fused_cbam(
         order=order if (mlp is not None and spatial_conv_weight is not None) else "parallel",
         channels_last=channels_last,
         shape=(n, c, h, w),
-        native=native.available(x) and set(channel_pool) <= set(_SPARSE),
+        native=kernels and native.available(x) and set(channel_pool) <= set(_SPARSE),
     )
     w0, b0, w1, b1 = mlp if mlp is not None else (None, None, None, None)
     bn_w = spatial_bn.weight if spatial_bn is not None else None
@@ -155,7 +159,7 @@ def fused_cbam(
         return y
 
 
-def cbam_forward(module: nn.Module, x: Tensor) -> Tensor:
+def cbam_forward(module: nn.Module, x: Tensor, *, kernels: bool = True) -> Tensor:
     """`fused_cbam` with the parameters and knobs of an `ablation.attention.CBAM` module."""
     cg, sg = module.channel_gate, module.spatial_gate
     mlp = None
@@ -171,6 +175,7 @@ def cbam_forward(module: nn.Module, x: Tensor) -> Tensor:
         spatial_pool=sg.pools if sg is not None else (),
         order=module.order,
         inplace=getattr(module, "inplace", False),  # modules pickled before it existed
+        kernels=kernels,
     )
 
 

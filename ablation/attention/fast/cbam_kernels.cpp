@@ -1,4 +1,4 @@
-// CBAM's memory-bound passes, fused: the CPU kernels behind ablation/attention/native.py.
+// CBAM's memory-bound passes, fused: the CPU kernels behind ablation/attention/fast/native.py.
 //
 // Every tensor is a float32 (N, A, B) block, contiguous: NCHW features are (N, C, HW) and
 // channels_last ones (N, HW, C). "Per-A" vectors are (N, A), "per-B" vectors (N, B).
