@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import optuna
 import pytest
 from conftest import write_study
@@ -10,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from ablation.run.driver import run_study
 from ablation.study import load_study
 from ablation.track import names
+from ablation.track.plan import StudyPlan
 
 
 def _children(client: MlflowClient, study: str) -> tuple[object, list]:
@@ -47,6 +51,20 @@ def test_tiny_study_records_parent_children_epochs_and_optuna(finished_study):
     assert [a.path for a in client.list_artifacts(parent.info.run_id, "study")] == [
         "study/tiny.yaml"
     ]
+    logged = client.download_artifacts(parent.info.run_id, "study/tiny.yaml", str(folder / "dl"))
+    assert Path(logged).read_bytes() == path.read_bytes()
+    plan = StudyPlan.from_json(
+        Path(
+            client.download_artifacts(parent.info.run_id, names.PLAN_ARTIFACT, str(folder))
+        ).read_text()
+    )
+    assert plan.study_hash == parent.data.tags[names.STUDY_HASH]
+    assert plan.study_hash == hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    assert plan.variants == ["kernel_size=7", "kernel_size=3"]  # the baseline first
+    assert plan.factor_levels == {"model.cbam.kernel_size": ["3", "7"]}
+    assert plan.factor_values == {"model.cbam.kernel_size": [3, 7]}
+    assert (plan.metric, plan.metric_mode, plan.metric_epoch) == ("val_top1_error", "min", None)
+    assert plan.seeds == [0, 1] and plan.design == "full-factorial"
 
     assert len(children) == 4
     assert {r.info.run_name for r in children} == {
