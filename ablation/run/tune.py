@@ -76,11 +76,12 @@ def run_with_tune(
     )
     assignments: Assignments = {}
     mlflow = MlflowCallback(assignments, writer)
+    outcomes = ResultCallback(assignments, result, mlflow.run_ids)
     callbacks = [
         mlflow,  # first: the others may read its run ids
         OptunaCallback(assignments, study, ledger),
         ProgressCallback(assignments, progress, printer, study.metric.name),
-        ResultCallback(assignments, result, mlflow.run_ids),
+        outcomes,
     ]
     searcher = QueueSearcher(queue, assignments, trial_config(res))
     tuner = tune.Tuner(
@@ -100,7 +101,7 @@ def run_with_tune(
             storage_path=str(results_dir),
             failure_config=tune.FailureConfig(max_failures=res.max_retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            callbacks=callbacks,
+            callbacks=list(callbacks),  # Tune adds its own to the list it is given
             verbose=0,
             log_to_file=True,
         ),
@@ -115,7 +116,7 @@ def run_with_tune(
     except KeyboardInterrupt:
         _end_running(callbacks)
         raise
-    if callbacks[-1].unfinished():  # Tune stopped early: Ctrl-C (its handler ends fit())
+    if outcomes.unfinished():  # Tune stopped early: Ctrl-C (its handler ends fit())
         result.interrupted = True
         _end_running(callbacks)
     elif len(queue) or trials.samples_left() and queue.may_sample:
