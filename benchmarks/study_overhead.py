@@ -34,10 +34,11 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     from ablation.run.driver import run_study
+    from ablation.study import load_study
 
     with tempfile.TemporaryDirectory(prefix="study-overhead-") as folder:
         result = run_study(
-            args.study,
+            load_study(args.study),
             tracking_uri=f"sqlite:///{folder}/mlflow.db",
             max_concurrent=args.max_concurrent,
             out=sys.stderr,

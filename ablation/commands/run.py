@@ -38,12 +38,11 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         result = run_study(
-            args.file,
+            study,
             tracking_uri=args.tracking_uri,
             address=args.address,
             max_concurrent=args.max_concurrent,
             optuna_storage=args.optuna_storage,
-            study=study,
         )
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue the study with: {_resume_command(args)}")

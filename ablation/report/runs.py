@@ -23,6 +23,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from ablation.track import names
+from ablation.track.plan import StudyPlan
 from ablation.track.search import search_runs
 
 _HISTORY_WORKERS = 8
@@ -39,7 +40,7 @@ class StudyRuns:
     trials: pd.DataFrame
     history: pd.DataFrame
     parent: dict[str, Any]  # run_id, study, baseline, metric, metric_mode, design, epoch,
-    # factors (keys), factor_levels (declared order, when the study file could be read),
+    # factors (keys), factor_levels (declared order, from the study's plan.json),
     # variant_order, optuna_storage, experiment_id
     notes: list[str] = field(default_factory=list)
 
@@ -138,20 +139,9 @@ def _histories(client: MlflowClient, runs: list[Any], trial_of: dict[str, dict])
     return wide[cols].sort_values(["trial_id", "epoch"]).reset_index(drop=True)
 
 
-def _declared_epoch(runs: list[Any]) -> int | None:
-    for run in runs:
-        value = run.data.params.get("metric.epoch")
-        if value not in (None, "", "null", "None"):
-            try:
-                return int(json.loads(value))
-            except (TypeError, ValueError):
-                return None
-    return None
-
-
 @contextlib.contextmanager
 def _quiet_downloads() -> Iterator[None]:
-    """No progress bar on stderr for the one small study file we fetch."""
+    """No progress bar on stderr for the one small plan file we fetch."""
     key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
     before = os.environ.get(key)
     os.environ[key] = "false"
@@ -164,26 +154,23 @@ def _quiet_downloads() -> Iterator[None]:
             os.environ[key] = before
 
 
-def _study_file_order(client: MlflowClient, parent: Any) -> tuple[dict, list[str], list[str]]:
-    """Factor levels and variant names in the study file's order, from the parent's artifact.
+def _study_plan(client: MlflowClient, parent: Any) -> tuple[StudyPlan | None, list[str]]:
+    """The plan the driver recorded on the parent run (`plan.json`), and the notes.
 
-    Best effort (the report stands without it: levels then sort naturally); returns the notes.
+    Best effort (the report stands without it: levels then sort naturally, and the metric is
+    read at the final epoch); a parent made by an older version has none.
     """
-    from ablation.study import all_variants, factor_space, level_label, load_study
-
     with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
         try:
-            local = Path(
-                client.download_artifacts(parent.info.run_id, names.STUDY_ARTIFACT_DIR, tmp)
-            )
-        except Exception as err:  # no artifact, or an artifact store we cannot reach
-            return {}, [], [f"study file not read from the parent run ({type(err).__name__})"]
-        files = sorted(local.glob("*.y*ml"))
-        if not files:
-            return {}, [], []
-        study = load_study(files[0])
-        levels = {k: [level_label(v) for v in lv] for k, lv in factor_space(study).items()}
-        return levels, [v.name for v in all_variants(study)], []
+            local = client.download_artifacts(parent.info.run_id, names.PLAN_ARTIFACT, tmp)
+            return StudyPlan.from_json(Path(local).read_text(encoding="utf-8")), []
+        except Exception as err:  # no plan, an unreadable one, or an unreachable store
+            why = f"({type(err).__name__})" if not isinstance(err, ValueError) else f"({err})"
+            return None, [
+                f"no usable study plan on the study run {why}: variant and level order and "
+                f"metric.epoch unknown; rerun `ablation run FILE` to record it (finished "
+                f"trials are kept)"
+            ]
 
 
 def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
@@ -208,12 +195,8 @@ def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
     history = _histories(client, children, {r["run_id"]: r for r in rows})
 
     tags = parent.data.tags
-    notes: list[str] = []
-    try:
-        factor_levels, variant_order, notes = _study_file_order(client, parent)
-    except Exception as err:  # an unreadable or outdated study file: order naturally instead
-        factor_levels, variant_order = {}, []
-        notes = [f"study file on the parent run not usable for ordering ({err})"]
+    plan, notes = _study_plan(client, parent)
+    variant_order = plan.variants if plan else []
     if variant_order:
         rank = {v: i for i, v in enumerate(variant_order)}
         order = trials["variant"].map(rank).fillna(len(rank))
@@ -227,9 +210,9 @@ def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
         "metric": tags.get(names.METRIC) or "val_top1_error",
         "metric_mode": tags.get(names.METRIC_MODE) or "min",
         "design": tags.get(names.DESIGN),
-        "epoch": _declared_epoch(children),
+        "epoch": plan.metric_epoch if plan else None,
         "factors": [c[len(names.FACTOR_PREFIX) :] for c in factor_cols],
-        "factor_levels": factor_levels,
+        "factor_levels": plan.factor_levels if plan else {},
         "variant_order": variant_order,
         "optuna_storage": tags.get(getattr(names, "OPTUNA_STORAGE", "ablation.optuna_storage")),
     }

@@ -89,19 +89,26 @@ class Ledger:
                 f"{len(self.study.directions)} objective(s), the study file {len(directions)}; "
                 "give it another storage (--optuna-storage) or another study name"
             )
+        self._asked: dict[int, optuna.Trial] = {}  # asked here, not told yet
         self._factor_distributions = {
             key: CategoricalDistribution([json.dumps(level) for level in levels])
             for key, levels in space.items()
         }
 
     def recover(self) -> int:
-        """Fail the trials a dead driver left RUNNING or WAITING; returns how many."""
-        stale = self.study.get_trials(
-            deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)
-        )
-        for trial in stale:
-            self.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        return len(stale)
+        """Fail the trials a dead driver left RUNNING or WAITING; returns how many.
+
+        The study has one live driver (this one), so any trial still open is stale. Optuna's
+        `fail_stale_trials` only sees trials with heartbeats, which ask-and-tell trials do not
+        send; `tell` fails a RUNNING trial, and asking pops a WAITING one so it can be told.
+        """
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        for trial in running:
+            self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        for _ in waiting:
+            self.study.tell(self.study.ask(), state=TrialState.FAIL)
+        return len(running) + len(waiting)
 
     def trials_by_id(self) -> dict[str, list[optuna.trial.FrozenTrial]]:
         out: dict[str, list[optuna.trial.FrozenTrial]] = {}
@@ -127,51 +134,49 @@ class Ledger:
 
         The factor levels become the trial's params (JSON strings over each factor's levels);
         named variants have none. Should an edited study file have changed a factor's levels,
-        Optuna refuses the new choices, and the trial is kept without params.
+        Optuna refuses the new choices, and the trial is kept without those params.
         """
         params = {k: json.dumps(v) for k, v in spec.levels.items() if self._known(k, v)}
-        distributions = {k: self._factor_distributions[k] for k in params}
         self.study.enqueue_trial(params, user_attrs=_attrs(spec))
-        try:
-            trial = self.study.ask(distributions)
-        except ValueError:  # incompatible distribution; the enqueued trial is RUNNING now
-            trial = self.study.trials[-1]
-            if trial.user_attrs.get(ATTR_TRIAL_ID) != spec.trial_id:
-                raise
-            return trial.number
+        trial = self._ask()
         if trial.user_attrs.get(ATTR_TRIAL_ID) != spec.trial_id:  # another writer interfered
             raise RuntimeError(
                 f"Optuna study {self.study.study_name!r}: asked trial {trial.number} is not "
                 f"the one just enqueued ({spec.trial_id}); is another driver running it?"
             )
+        for key in params:
+            try:  # the enqueued (fixed) value
+                trial.suggest_categorical(key, self._factor_distributions[key].choices)
+            except ValueError:  # incompatible with the distribution earlier trials recorded
+                continue
         return trial.number
 
     def ask_levels(self) -> tuple[int, dict[str, Any]]:
         """Let the sampler choose a point of the factor space: (Optuna trial number, levels)."""
-        trial = self.study.ask(self._factor_distributions)
+        trial = self._ask(self._factor_distributions)
         return trial.number, self._levels(trial.params)
 
     def claim(self, number: int, spec: Any) -> None:
         """Make a sampler-asked trial the record of `spec` (its first seed)."""
         for key, value in _attrs(spec).items():
-            self.study._storage.set_trial_user_attr(self._trial_key(number), key, value)
+            self._asked[number].set_user_attr(key, value)
 
     def discard_repeat(self, number: int, variant: str) -> None:
         """A sampler proposal of a variant already run: kept as FAIL, marked as a repeat."""
-        self.study._storage.set_trial_user_attr(self._trial_key(number), ATTR_DUPLICATE, variant)
-        self.study.tell(number, state=TrialState.FAIL)
+        self._asked[number].set_user_attr(ATTR_DUPLICATE, variant)
+        self._tell(number, state=TrialState.FAIL)
 
     def complete(self, number: int, values: list[float] | None) -> None:
         if values is None:
-            self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+            self._tell(number, state=TrialState.FAIL, skip_if_finished=True)
         else:
-            self.study.tell(number, values, skip_if_finished=True)
+            self._tell(number, values, skip_if_finished=True)
 
     def prune(self, number: int) -> None:
-        self.study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
+        self._tell(number, state=TrialState.PRUNED, skip_if_finished=True)
 
     def fail(self, number: int) -> None:
-        self.study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+        self._tell(number, state=TrialState.FAIL, skip_if_finished=True)
 
     def record(self, spec: Any, values: list[float] | None) -> None:
         """A trial finished outside this run (earlier run, or reused): one COMPLETE trial."""
@@ -184,8 +189,15 @@ class Ledger:
         dist = self._factor_distributions.get(key)
         return dist is not None and json.dumps(level) in dist.choices
 
-    def _trial_key(self, number: int) -> int:
-        return self.study.trials[number]._trial_id
+    def _ask(self, distributions: dict[str, Any] | None = None) -> optuna.Trial:
+        # The asked Trial is kept until told: user attrs are set through it (Optuna's public
+        # way to write to a running trial), not through the storage by trial id.
+        trial = self.study.ask(distributions)
+        self._asked[trial.number] = trial
+        return trial
+
+    def _tell(self, number: int, *args: Any, **kwargs: Any) -> None:
+        self.study.tell(self._asked.pop(number, number), *args, **kwargs)
 
 
 def _attrs(spec: Any) -> dict[str, Any]:
@@ -229,6 +241,11 @@ class TrialQueue:
 
     def __len__(self) -> int:
         return len(self._pending)
+
+    @property
+    def may_sample(self) -> bool:
+        """Whether the sampler may still propose variants (it has not said it is done)."""
+        return self._sample is not None
 
     def next(self) -> tuple[Any, int] | None:
         while self._pending:

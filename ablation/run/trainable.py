@@ -22,11 +22,12 @@ from typing import Any
 import torch
 from ray import tune
 
+from ablation.run.markers import FAILED, FINAL
 from ablation.study.schema import TrialConfig
 from ablation.train import TrialFailed, train_trial
 
-FINAL = "ablation_final"
-FAILED = "ablation_failed"
+__all__ = ["FAILED", "FINAL", "run_trial"]
+
 STATE_FILE = "state.pt"
 
 

@@ -218,6 +218,7 @@ def parse_study(text: str, file: str = "<study>") -> Study:
     if problems or study is None:
         raise StudyError(sorted(problems.items, key=lambda p: p.line or 0))
     study._path = file
+    study._source = text.encode("utf-8")
     return study
 
 
@@ -225,7 +226,9 @@ def load_study(path: str | os.PathLike[str]) -> Study:
     """The checked Study in a YAML file, or StudyError (missing file, bad YAML, bad keys...)."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
+        # As read_text did (universal newlines); the raw bytes stay the study's source.
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise StudyError([Problem(file, None, "(file)", "no such file")]) from None
     except IsADirectoryError:
@@ -236,7 +239,9 @@ def load_study(path: str | os.PathLike[str]) -> Study:
         raise StudyError([Problem(file, None, "(file)", f"not UTF-8 text: {exc.reason}")]) from None
     except OSError as exc:
         raise StudyError([Problem(file, None, "(file)", f"cannot read: {exc.strerror}")]) from None
-    return parse_study(text, file)
+    study = parse_study(text, file)
+    study._source = raw
+    return study
 
 
 def load_for_command(path: str | os.PathLike[str]) -> Study | None:

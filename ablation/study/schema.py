@@ -241,11 +241,18 @@ class Study(_Model):
     tracking: TrackingConfig = TrackingConfig()
 
     _path: str | None = PrivateAttr(default=None)
+    _source: bytes | None = PrivateAttr(default=None)
 
     @property
     def path(self) -> str | None:
         """The file the study was loaded from (None when built in code)."""
         return self._path
+
+    @property
+    def source(self) -> bytes | None:
+        """The study file's bytes as read (None when built in code): the driver hashes and
+        records these, so the file is read once, at loading."""
+        return self._source
 
     @field_validator("seeds")
     @classmethod

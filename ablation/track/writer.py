@@ -8,9 +8,9 @@ with explicit run ids and batched calls; nothing touches the global `mlflow` run
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from ablation.track import names
+from ablation.track.plan import StudyPlan
 from ablation.track.search import search_runs
 
 _MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value
@@ -36,11 +37,6 @@ class TrialRun:
     trial_id: str
     status: str  # the ablation.status tag (FINISHED, STOPPED, FAILED, KILLED, RUNNING)
     metrics: dict[str, float]
-
-
-def study_hash(path: str | Path) -> str:
-    """The first 16 hex chars of the sha256 of the study file's bytes."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -111,11 +107,16 @@ class StudyWriter:
     def open_study(
         self,
         study: Any,
-        study_file: str | Path,
+        plan: StudyPlan,
         *,
         optuna_storage: str | None = None,
     ) -> tuple[str, bool]:
-        """Find (to continue) or create the study's parent run; returns (run id, resumed)."""
+        """Find (to continue) or create the study's parent run; returns (run id, resumed).
+
+        `study`: the loaded Study (its file's bytes become the study artifact); `plan`: what
+        the parent records once as `plan.json` (again when the file changed, or when a parent
+        made by an older version has none).
+        """
         name = study.study
         experiment = self.client.get_experiment_by_name(name)
         if experiment is None:
@@ -127,7 +128,7 @@ class StudyWriter:
             if experiment.lifecycle_stage == "deleted":
                 self.client.restore_experiment(self.experiment_id)
 
-        digest = study_hash(study_file)
+        digest = plan.study_hash
         parents = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{names.ROLE}` = '{names.ROLE_STUDY}'",
@@ -137,7 +138,7 @@ class StudyWriter:
         # edited: its trials keep their ids wherever the edit did not change them).
         same = [r for r in parents if r.data.tags.get(names.STUDY_HASH) == digest]
         parent = (same or parents or [None])[0]
-        tags = self._study_tags(study, study_file, digest, optuna_storage)
+        tags = self._study_tags(study, digest, optuna_storage)
         if parent is None:
             run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
             self.parent_run_id = run.info.run_id
@@ -147,15 +148,28 @@ class StudyWriter:
             self.client.update_run(self.parent_run_id, status="RUNNING")
             self.client.log_batch(self.parent_run_id, tags=[RunTag(k, v) for k, v in tags.items()])
             resumed = True
-        if not resumed or parent.data.tags.get(names.STUDY_HASH) != digest:
-            self.client.log_artifact(
-                self.parent_run_id, str(study_file), artifact_path=names.STUDY_ARTIFACT_DIR
-            )
+        changed = not resumed or parent.data.tags.get(names.STUDY_HASH) != digest
+        if changed:
+            self._log_study_file(study)
+        if changed or not self._has_plan():
+            self.client.log_text(self.parent_run_id, plan.to_json(), names.PLAN_ARTIFACT)
         return self.parent_run_id, resumed
 
-    def _study_tags(
-        self, study: Any, study_file: str | Path, digest: str, optuna_storage: str | None
-    ) -> dict[str, str]:
+    def _log_study_file(self, study: Any) -> None:
+        """The study file's bytes as loaded, under its own name in the study folder."""
+        file_name = Path(study.path).name if study.path else f"{study.study}.yaml"
+        with tempfile.TemporaryDirectory() as folder:
+            local = Path(folder) / file_name
+            local.write_bytes(study.source)
+            self.client.log_artifact(
+                self.parent_run_id, str(local), artifact_path=names.STUDY_ARTIFACT_DIR
+            )
+
+    def _has_plan(self) -> bool:
+        listed = self.client.list_artifacts(self.parent_run_id)
+        return any(a.path == names.PLAN_ARTIFACT for a in listed)
+
+    def _study_tags(self, study: Any, digest: str, optuna_storage: str | None) -> dict[str, str]:
         tags = {
             names.ROLE: names.ROLE_STUDY,
             names.STUDY_HASH: digest,
@@ -163,7 +177,7 @@ class StudyWriter:
             names.BASELINE: study.baseline or "",
             names.METRIC: study.metric.name,
             names.METRIC_MODE: study.metric.mode,
-            names.STUDY_FILE: str(study_file),
+            names.STUDY_FILE: str(study.path or ""),
             "mlflow.note.content": study.description or "",
         }
         if optuna_storage:

@@ -212,6 +212,7 @@ def test_real_tiny_study_dashboard_through_mlflow_server(mlflow_server, tmp_path
 
     from ablation.report import load_runs, summary_of_runs
     from ablation.run.driver import run_study
+    from ablation.study import load_study
 
     if not os.environ.get("RAY_AUTH_TOKEN"):
         monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
@@ -220,7 +221,7 @@ def test_real_tiny_study_dashboard_through_mlflow_server(mlflow_server, tmp_path
     study_file.write_text(yaml.safe_dump(TINY, sort_keys=False))
     try:
         result = run_study(
-            study_file,
+            load_study(study_file),
             tracking_uri=mlflow_server,
             optuna_storage=f"sqlite:///{tmp_path / 'optuna.db'}",
             out=io.StringIO(),

@@ -102,3 +102,38 @@ def test_report_command_writes_and_fails_cleanly(store, tmp_path, capsys):
     assert report_command(args) == 2
     with pytest.raises(StudyNotFound):
         load_runs(uri, "nope")
+
+
+def test_order_and_metric_epoch_come_from_the_plan_on_the_parent_run(store):
+    from mlflow.tracking import MlflowClient
+
+    from ablation.track import names
+    from ablation.track.plan import StudyPlan
+
+    uri, parent, _, _ = store
+    runs = load_runs(uri, "pool-study")  # a parent without a plan: one line says what to do
+    (note,) = [n for n in runs.notes if "plan" in n]
+    assert "rerun `ablation run FILE`" in note
+    assert runs.parent["epoch"] is None and runs.parent["variant_order"] == []
+
+    plan = StudyPlan(
+        study="pool-study",
+        study_hash="0" * 16,
+        design="full-factorial",
+        baseline="none",
+        metric="val_top1_error",
+        metric_mode="min",
+        metric_epoch=2,
+        factor_levels={"model.cbam.kernel_size": ["7", "3"]},
+        factor_values={"model.cbam.kernel_size": [7, 3]},
+        variants=["none", "k7-avg+max", "k3-avg"],
+        seeds=[0, 1, 2],
+    )
+    MlflowClient(uri).log_text(parent, plan.to_json(), names.PLAN_ARTIFACT)
+    runs = load_runs(uri, "pool-study")
+    assert not [n for n in runs.notes if "plan" in n]
+    assert runs.parent["epoch"] == 2
+    assert runs.parent["factor_levels"] == {"model.cbam.kernel_size": ["7", "3"]}
+    assert runs.parent["variant_order"] == plan.variants
+    assert runs.trials.drop_duplicates("variant").variant.tolist() == plan.variants
+    assert StudyPlan.from_json(plan.to_json()) == plan

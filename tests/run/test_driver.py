@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import optuna
 import pytest
 from conftest import write_study
 from mlflow.tracking import MlflowClient
 
 from ablation.run.driver import run_study
+from ablation.study import load_study
 from ablation.track import names
+from ablation.track.plan import StudyPlan
 
 
 def _children(client: MlflowClient, study: str) -> tuple[object, list]:
@@ -26,7 +31,7 @@ def finished_study(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
     path = write_study(folder, "tiny")
     uri = f"sqlite:///{folder}/mlflow.db"
-    result = run_study(path, tracking_uri=uri)
+    result = run_study(load_study(path), tracking_uri=uri)
     return folder, path, uri, result
 
 
@@ -46,6 +51,20 @@ def test_tiny_study_records_parent_children_epochs_and_optuna(finished_study):
     assert [a.path for a in client.list_artifacts(parent.info.run_id, "study")] == [
         "study/tiny.yaml"
     ]
+    logged = client.download_artifacts(parent.info.run_id, "study/tiny.yaml", str(folder / "dl"))
+    assert Path(logged).read_bytes() == path.read_bytes()
+    plan = StudyPlan.from_json(
+        Path(
+            client.download_artifacts(parent.info.run_id, names.PLAN_ARTIFACT, str(folder))
+        ).read_text()
+    )
+    assert plan.study_hash == parent.data.tags[names.STUDY_HASH]
+    assert plan.study_hash == hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    assert plan.variants == ["kernel_size=7", "kernel_size=3"]  # the baseline first
+    assert plan.factor_levels == {"model.cbam.kernel_size": ["3", "7"]}
+    assert plan.factor_values == {"model.cbam.kernel_size": [3, 7]}
+    assert (plan.metric, plan.metric_mode, plan.metric_epoch) == ("val_top1_error", "min", None)
+    assert plan.seeds == [0, 1] and plan.design == "full-factorial"
 
     assert len(children) == 4
     assert {r.info.run_name for r in children} == {
@@ -79,7 +98,7 @@ def test_tiny_study_records_parent_children_epochs_and_optuna(finished_study):
 
 def test_rerun_continues_without_training_and_other_study_reuses(finished_study, tmp_path):
     folder, path, uri, first = finished_study
-    again = run_study(path, tracking_uri=uri)
+    again = run_study(load_study(path), tracking_uri=uri)
     assert again.exit_code == 0 and again.ray_seconds == 0
     assert again.count("DONE") == 4
     client = MlflowClient(uri)
@@ -87,7 +106,7 @@ def test_rerun_continues_without_training_and_other_study_reuses(finished_study,
 
     # Another study with one variant in common (kernel_size=7, seed 0): copied, not trained.
     other = write_study(tmp_path, "other", factors={"model.cbam.kernel_size": [7]}, seeds=[0])
-    reused = run_study(other, tracking_uri=uri)
+    reused = run_study(load_study(other), tracking_uri=uri)
     assert reused.exit_code == 0 and reused.ray_seconds == 0
     assert reused.count("REUSED") == 1
     (child,) = _children(client, "other")[1]
@@ -120,7 +139,7 @@ def test_a_diverging_variant_fails_with_its_error_and_the_rest_complete(tmp_path
         train={"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05}},
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    result = run_study(path, tracking_uri=uri)
+    result = run_study(load_study(path), tracking_uri=uri)
     assert result.exit_code == 1
     statuses = {t.variant: t.status for t in result.trials}
     assert statuses == {"base": names.STATUS_FINISHED, "absurd-lr": names.STATUS_FAILED}
@@ -165,7 +184,7 @@ def test_asha_stops_a_clearly_worse_trial_and_records_it_stopped(tmp_path):
         resources={"cpus_per_trial": 1, "max_concurrent": 1, "max_retries": 0},
     )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    result = run_study(path, tracking_uri=uri)
+    result = run_study(load_study(path), tracking_uri=uri)
     assert result.exit_code == 0
     _, children = _children(MlflowClient(uri), "asha")
     by_lr = {float(r.data.params["train.optimizer.lr"]): r for r in children}

@@ -15,6 +15,7 @@ from conftest import write_study
 from mlflow.tracking import MlflowClient
 
 from ablation.run.driver import run_study
+from ablation.study import load_study
 from ablation.track import names
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
@@ -61,7 +62,7 @@ def test_tiny_study_on_mlflow_server_and_optuna_on_postgresql(mlflow_server, tmp
         "on-postgres",
         train={"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05}},
     )
-    result = run_study(path, tracking_uri=url, optuna_storage=optuna_url)
+    result = run_study(load_study(path), tracking_uri=url, optuna_storage=optuna_url)
     assert result.exit_code == 0
     assert result.count(names.STATUS_FINISHED) == 4
 
@@ -80,5 +81,6 @@ def test_tiny_study_on_mlflow_server_and_optuna_on_postgresql(mlflow_server, tmp
     assert sorted(t.state.name for t in ostudy.get_trials()) == ["COMPLETE"] * 4
     assert not (tmp_path / "optuna.db").exists()
 
-    again = run_study(path, tracking_uri=url, optuna_storage=optuna_url)  # continues: no work
+    # Continues: no work.
+    again = run_study(load_study(path), tracking_uri=url, optuna_storage=optuna_url)
     assert again.count("DONE") == 4 and again.ray_seconds == 0

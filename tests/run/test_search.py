@@ -81,3 +81,23 @@ def test_a_second_driver_sees_the_first_ones_sampled_variants(tmp_path):
     known = again.sampled_levels()
     assert len(known) == 4  # the baseline and the 3 chosen
     assert {variant_from_levels(study, lv).name for lv in known} == {s.variant for s in started}
+
+
+def test_recover_fails_what_a_dead_driver_left_running_or_waiting(tmp_path):
+    study = _optuna_study(tmp_path, "random")
+    ledger = Ledger(f"sqlite:///{tmp_path}/optuna.db", study, factor_space(study))
+    first = expand(study)[0]
+    second, _ = trials_for_variant(
+        study, variant_from_levels(study, {"model.cbam.kernel_size": 3, "model.cbam.reduction": 8})
+    )
+    ledger.complete(ledger.start(first), [1.0])
+    ledger.start(second)  # left RUNNING
+    ledger.study.enqueue_trial({}, user_attrs={"trial_id": "left-waiting"})  # never asked
+    again = Ledger(ledger.storage_url, study, factor_space(study))
+    assert again.recover() == 2
+    states = {
+        t.user_attrs["trial_id"]: t.state.name
+        for t in optuna.load_study(study_name=study.study, storage=ledger.storage_url).trials
+    }
+    assert states == {first.trial_id: "COMPLETE", second.trial_id: "FAIL", "left-waiting": "FAIL"}
+    assert again.recover() == 0

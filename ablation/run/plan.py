@@ -1,0 +1,26 @@
+"""The study's plan, built from the loaded Study, that the parent run records as `plan.json`."""
+
+from __future__ import annotations
+
+from ablation.study import Study, all_variants, factor_space, level_label
+from ablation.track.plan import StudyPlan, source_hash
+
+
+def study_plan(study: Study) -> StudyPlan:
+    """The plan of a study loaded from a file (ValueError for one built in code: no source)."""
+    if study.source is None:
+        raise ValueError(f"study {study.study!r} has no source file; load it with load_study")
+    space = factor_space(study) if study.factors else {}
+    return StudyPlan(
+        study=study.study,
+        study_hash=source_hash(study.source),
+        design=study.design,
+        baseline=study.baseline,
+        metric=study.metric.name,
+        metric_mode=study.metric.mode,
+        metric_epoch=study.metric.epoch,
+        factor_levels={key: [level_label(v) for v in levels] for key, levels in space.items()},
+        factor_values=space,
+        variants=[v.name for v in all_variants(study)],
+        seeds=list(study.seeds),
+    )

@@ -1,0 +1,104 @@
+"""Starting (or joining) Ray for a run, quietly: Ray's and Tune's own messages go to a log file.
+
+A cluster started here listens on loopback only, has no dashboard, gets an auth token of its
+own (never one written into ~/.ray), and preloads torch and the trial code in every worker
+process as it starts: the workers import while the driver opens the stores, and a trial's first
+epoch does not wait for `import torch` (seconds per worker).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+import ray
+
+# Imported by every worker of a cluster the driver starts, before any trial reaches it.
+PRELOAD = ("torch", "ablation.run.trainable")
+
+# The session directory of the cluster this process started (RayContext.address_info), kept
+# for later runs in the same process that find Ray already initialised.
+_started_session: Path | None = None
+
+
+def start_ray(address: str | None, log_file: Path) -> Path | None:
+    """Start (or join) Ray; returns the Ray session directory when there is a local one."""
+    global _started_session
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    if not ray.is_initialized():
+        if address is None and not (
+            os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        ):
+            # A fresh local cluster with token auth: give it a token of its own, so Ray does
+            # not write one into ~/.ray (Ray turns token mode on, RAY_AUTH_MODE being unset).
+            os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+        _reload_auth_token()
+        options: dict[str, Any] = {}
+        if address is None:
+            options["include_dashboard"] = False
+            options["_system_config"] = {"preload_python_modules": list(PRELOAD)}
+        # ray.init resets Ray's loggers and warns through Python's last-resort handler.
+        with open(log_file, "a") as sink, contextlib.redirect_stderr(sink):
+            context = ray.init(
+                address=address,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                configure_logging=False,
+                **options,
+            )
+        # A ray:// client context has no address_info: no local session.
+        info = getattr(context, "address_info", None) or {}
+        _started_session = Path(info["session_dir"]) if info.get("session_dir") else None
+    _log_ray_to(log_file)
+    return _current_session()
+
+
+def slots(resources: Any) -> int:
+    """How many trials the cluster holds at once with each trial's CPUs and GPUs."""
+    total = ray.cluster_resources()
+    n = int(total.get("CPU", 1) // resources.cpus_per_trial)
+    if resources.gpus_per_trial:
+        n = min(n, int(total.get("GPU", 0) // resources.gpus_per_trial))
+    return max(1, n)
+
+
+def _current_session() -> Path | None:
+    """The session directory of the Ray this process is connected to, if this process made it.
+
+    Ray has no public call for a session's directory; its session name is public, and is the
+    directory's name, so a later ray.init (by the caller) is not mistaken for ours.
+    """
+    if _started_session is None:
+        return None
+    try:
+        name = ray.get_runtime_context().get_session_name()
+    except Exception:  # joined through ray:// (no local node)
+        return None
+    return _started_session if _started_session.name == name else None
+
+
+def _log_ray_to(log_file: Path) -> None:
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+
+
+def _reload_auth_token() -> None:
+    """Make Ray read the auth token from the environment again.
+
+    Ray caches the token it first read in this process; a process that starts or joins a second
+    cluster (a notebook, a test session) must read the current one. Ray has no public API for
+    this (its own `ray get-auth-token` CLI calls the same private loader), so this is the one
+    place that reaches into `ray._raylet`.
+    """
+    from ray._raylet import AuthenticationTokenLoader
+
+    AuthenticationTokenLoader.instance().reset_cache()
