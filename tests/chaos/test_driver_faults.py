@@ -30,7 +30,9 @@ def _listening_beyond_loopback(sid: int) -> list[str]:
         except psutil.Error:
             continue
         for c in conns:
-            if c.status == psutil.CONN_LISTEN and not ipaddress.ip_address(c.laddr.ip).is_loopback:
+            ip = ipaddress.ip_address(c.laddr.ip)
+            ip = getattr(ip, "ipv4_mapped", None) or ip  # ::ffff:127.0.0.1 is 127.0.0.1
+            if c.status == psutil.CONN_LISTEN and not ip.is_loopback:
                 found.append(f"{proc.name()} {c.laddr.ip}:{c.laddr.port}")
     return found
 
