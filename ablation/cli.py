@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check study files; exit 2 with FILE:LINE: key: message")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument(
+        "--no-data-check",
+        action="store_true",
+        help="skip checking that dataset.root exists here (a file for another machine)",
+    )
     _add_tracking(p)
 
     p = sub.add_parser("run", help="run (or continue) a study")

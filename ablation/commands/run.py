@@ -18,16 +18,21 @@ from mlflow.tracking import MlflowClient
 from ablation.dashboard import DASHBOARD_FILE, render_dashboard
 from ablation.report import study_summary
 from ablation.report.export import paper_markdown, write_all
-from ablation.run.driver import RunResult, run_study
+from ablation.run.driver import LeaseHeld, RunResult, run_study
+from ablation.run.signals import stop_like_ctrl_c
 from ablation.study import format_trial_table, load_for_command, trial_table
-from ablation.track import names
+from ablation.track import names, stores
 
 REPORT_ARTIFACT_DIR = "report"
 
 
 def main(args: argparse.Namespace) -> int:
-    """Exit 0 done, 1 a trial failed or the run was interrupted, 2 bad input."""
-    study = load_for_command(args.file)
+    """Exit 0 done, 1 a trial failed or the run was interrupted (Ctrl-C, SIGTERM, SIGHUP),
+    2 bad input: the study file, a missing dataset.root, a folder that cannot be written, or
+    a study another live driver runs (one line each, before anything starts)."""
+    stop_like_ctrl_c()
+    # A joined cluster's workers read the data where they are; a local one reads it here.
+    study = load_for_command(args.file, check_data=args.address is None and not args.dry_run)
     if study is None:
         return 2
     if args.dry_run:
@@ -44,6 +49,9 @@ def main(args: argparse.Namespace) -> int:
             max_concurrent=args.max_concurrent,
             optuna_storage=args.optuna_storage,
         )
+    except (LeaseHeld, stores.UnwritablePath) as err:
+        print(f"ablation run: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue the study with: {_resume_command(args)}")
         return 1

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from mlflow.tracking import MlflowClient
 from ray.job_submission import JobSubmissionClient
 
 from ablation.run.submit import FORWARDED_ENV, job_tracking_uri, shown_uri, stream_job, submit_job
@@ -35,6 +36,11 @@ def main(args: argparse.Namespace) -> int:
         env[stores.OPTUNA_STORAGE_ENV] = args.optuna_storage
     env["MLFLOW_TRACKING_URI"] = uri
     env.setdefault("PYTHONUNBUFFERED", "1")
+    if stores.sqlite_dir(uri) is not None:
+        # A new local store is created here, before the job's driver opens it: two processes
+        # creating one store's tables at once break MLflow's migration.
+        with stores.creation_lock(uri):
+            MlflowClient(uri).search_experiments(max_results=1)
 
     client = JobSubmissionClient(args.address)
     with tempfile.TemporaryDirectory(prefix="ablation-job-") as folder:

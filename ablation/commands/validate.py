@@ -8,5 +8,6 @@ from ablation.study import validate_files
 
 
 def main(args: argparse.Namespace) -> int:
-    """Exit 0, or 2 with one `FILE:LINE: key.path: message` line per problem."""
-    return validate_files(args.files)
+    """Exit 0, or 2 with one `FILE:LINE: key.path: message` line per problem (a missing
+    `dataset.root` too, unless --no-data-check)."""
+    return validate_files(args.files, check_data=not args.no_data_check)

@@ -16,18 +16,20 @@ import sys
 import time
 from typing import TextIO
 
+from ablation.run.lease import LeaseHeld, StudyLease
 from ablation.run.outcome import RunResult, TrialOutcome
 from ablation.run.plan import study_plan
 from ablation.run.progress import Printer, Progress
 from ablation.run.ray_session import start_ray
 from ablation.run.reconcile import StudyTrials
 from ablation.run.search import Ledger
+from ablation.run.signals import stop_like_ctrl_c
 from ablation.run.tune import run_with_tune, set_tune_environment
 from ablation.study import Study, factor_space
 from ablation.track import names, stores
 from ablation.track.writer import StudyWriter
 
-__all__ = ["RunResult", "TrialOutcome", "run_study"]
+__all__ = ["LeaseHeld", "RunResult", "TrialOutcome", "run_study"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,41 @@ def run_study(
     optuna_storage: str | None = None,
     out: TextIO | None = None,
 ) -> RunResult:
-    """Run (or continue) a study loaded with `ablation.study.load_study`."""
+    """Run (or continue) a study loaded with `ablation.study.load_study`.
+
+    Before anything starts or is written, raises `stores.UnwritablePath` (a store's folder or
+    Tune's results folder cannot be created or written) or `LeaseHeld` (another live driver
+    runs this study); the lease is held until the run ends (ablation.run.lease).
+    """
+    uri = stores.tracking_uri(tracking_uri, study.tracking.uri)
+    storage, _ = stores.optuna_storage(uri, optuna_storage, study.search.storage)
+    stores.check_writable(uri, storage)
+    with StudyLease(storage, study.study) as lease:
+        if lease.took_over is not None:
+            print(
+                f"note: took over the lease of study {study.study} from {lease.took_over.owner} "
+                f"(no heartbeat for {time.time() - lease.took_over.heartbeat:.0f}s)",
+                file=out or sys.stdout,
+            )
+        return _run_study(
+            study,
+            tracking_uri=tracking_uri,
+            address=address,
+            max_concurrent=max_concurrent,
+            optuna_storage=optuna_storage,
+            out=out,
+        )
+
+
+def _run_study(
+    study: Study,
+    *,
+    tracking_uri: str | None = None,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    optuna_storage: str | None = None,
+    out: TextIO | None = None,
+) -> RunResult:
     started = time.monotonic()
     out = out or sys.stdout
     uri = stores.tracking_uri(tracking_uri, study.tracking.uri)
@@ -57,13 +93,17 @@ def run_study(
     set_tune_environment()
     log_path = stores.results_dir(uri) / f"{study.study}.log"
     session = start_ray(address, log_path)
+    stop_like_ctrl_c()  # after ray.init, which installs a SIGTERM handler of its own
     print(f"Ray output: {log_path}" + (f" and {session}/logs" if session else ""), file=out)
 
     _quiet_store_creation()
-    writer = StudyWriter(uri)
+    with stores.creation_lock(uri):  # a new store's tables: one process at a time
+        writer = StudyWriter(uri)
+        writer.client.search_experiments(max_results=1)
     parent_run_id, resumed = writer.open_study(study, study_plan(study), optuna_storage=storage)
     space = factor_space(study) if study.factors else {}
-    ledger = Ledger(storage, study, space)
+    with stores.creation_lock(storage):
+        ledger = Ledger(storage, study, space)
     result = RunResult(study.study, uri, storage, parent_run_id)
     trials = StudyTrials(study, writer, ledger, space, result)
     trials.reconcile()

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,11 @@ def start_ray(address: str | None, log_file: Path) -> Path | None:
             options["include_dashboard"] = False
             options["_system_config"] = {"preload_python_modules": list(PRELOAD)}
         # ray.init resets Ray's loggers and warns through Python's last-resort handler.
-        with open(log_file, "a") as sink, contextlib.redirect_stderr(sink):
+        with (
+            open(log_file, "a") as sink,
+            contextlib.redirect_stderr(sink),
+            _loopback_only(address is None),
+        ):
             context = ray.init(
                 address=address,
                 log_to_driver=False,
@@ -79,6 +84,36 @@ def _current_session() -> Path | None:
     except Exception:  # joined through ray:// (no local node)
         return None
     return _started_session if _started_session.name == name else None
+
+
+@contextlib.contextmanager
+def _loopback_only(local: bool) -> Iterator[None]:
+    """While a local cluster starts: Ray's single-machine mode, every socket on loopback.
+
+    `_node_ip_address="127.0.0.1"` alone still leaves the GCS, raylet and agents listening on
+    every interface (Ray 2.60). Ray's own one-machine mode (its default on macOS and Windows,
+    `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`) binds them all to loopback; the processes it starts
+    read the environment variable, this one reads `ray_constants.ENABLE_RAY_CLUSTER`, fixed
+    when ray was imported, hence the one private attribute set here. Both are put back once
+    the cluster is up: joining a real cluster (`--address`) later in the process is unchanged.
+    """
+    if not local:
+        yield
+        return
+    from ray._private import ray_constants
+
+    before_env = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR)
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
+        if before_env is None:
+            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
+        else:
+            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = before_env
 
 
 def _log_ray_to(log_file: Path) -> None:

@@ -204,10 +204,16 @@ def _attrs(spec: Any) -> dict[str, Any]:
     return {ATTR_TRIAL_ID: spec.trial_id, ATTR_VARIANT: spec.variant, ATTR_SEED: spec.seed}
 
 
-def _storage(url: str) -> optuna.storages.BaseStorage:
+def storage_url(url: str) -> str:
+    """The SQLAlchemy URL of an Optuna storage URL (also used by ablation.run.lease)."""
     if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
         # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; the package installs psycopg2.
         url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _storage(url: str) -> optuna.storages.BaseStorage:
+    url = storage_url(url)
     if url.startswith("sqlite"):
         # One writer, but `ablation status` may read while a run writes: wait, don't fail.
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})

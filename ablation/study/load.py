@@ -32,6 +32,7 @@ from ablation.study.schema import (
     submodel,
 )
 from ablation.study.trials import canonical_json
+from ablation.vocabulary.datasets import DATASETS
 from ablation.vocabulary.metrics import COMPARABLE_EPOCH
 
 Loc = tuple[str | int, ...]
@@ -244,15 +245,46 @@ def load_study(path: str | os.PathLike[str]) -> Study:
     return study
 
 
-def load_for_command(path: str | os.PathLike[str]) -> Study | None:
+def load_for_command(path: str | os.PathLike[str], *, check_data: bool = False) -> Study | None:
     """The checked Study for a command (`run`, `submit`), or None after printing its problems
-    to stderr, one `FILE:LINE: key.path: message` line each (the caller then exits 2)."""
+    to stderr, one `FILE:LINE: key.path: message` line each (the caller then exits 2).
+    `check_data`: also require `dataset.root` to exist here (`data_problems`)."""
     try:
-        return load_study(path)
+        study = load_study(path)
+        if check_data and (found := data_problems(study)):
+            raise StudyError(found)
+        return study
     except StudyError as err:
         for problem in err.problems:
             print(problem, file=sys.stderr)
         return None
+
+
+def data_problems(study: Study) -> list[Problem]:
+    """`dataset.root` of a data set read from files, when it is no directory on this machine.
+
+    Apart from the schema's checks: a file written for another machine is valid there, so
+    `validate --no-data-check` skips this. Relative roots are read from the current directory,
+    as the trials read them.
+    """
+    spec = DATASETS.get(study.dataset.name)
+    if spec is None or not spec.needs_root or not study.dataset.root:
+        return []
+    root = Path(study.dataset.root).expanduser()
+    if root.is_dir():
+        return []
+    what = "is not a directory" if root.exists() else "does not exist"
+    file = study.path or "<study>"
+    try:
+        problems = _Problems(file, _Document(study.source.decode("utf-8")))
+    except (UnicodeDecodeError, yaml.YAMLError):  # parsed before; kept safe all the same
+        problems = _Problems(file, None)
+    problems.add(
+        ("dataset", "root"),
+        f"{str(root)!r} {what} on this machine (the {study.dataset.name} files go there; "
+        "`ablation validate --no-data-check` skips this check for another machine's file)",
+    )
+    return problems.items
 
 
 def _check(data: dict[str, Any], problems: _Problems) -> Study | None:
@@ -487,13 +519,16 @@ def _check_variant_set(study: Study, problems: _Problems) -> None:
 # -- `ablation validate` ----------------------------------------------------------------------
 
 
-def validate_files(paths: Iterable[str]) -> int:
+def validate_files(paths: Iterable[str], *, check_data: bool = True) -> int:
     """`ablation validate`: problems to stderr as FILE:LINE: key: message, an OK line per good
-    file to stdout. Returns 2 if any file has a problem, else 0."""
+    file to stdout. Returns 2 if any file has a problem, else 0. `check_data`: also require
+    `dataset.root` to exist on this machine (`data_problems`)."""
     status = 0
     for path in paths:
         try:
             study = load_study(path)
+            if check_data and (found := data_problems(study)):
+                raise StudyError(found)
             print(f"{path}: OK ({_summary(study)})")
         except StudyError as exc:
             status = 2

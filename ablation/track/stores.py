@@ -1,12 +1,19 @@
 """Where a run keeps things: the MLflow store, the Optuna storage, Tune's results directory.
 
-Pure functions of URIs and paths. The embedded default keeps all three side by side: with
+Functions of URIs and paths. The embedded default keeps all three side by side: with
 `sqlite:///DIR/mlflow.db`, Optuna uses `sqlite:///DIR/optuna.db` and Tune `DIR/ray_results`.
+`unwritable` checks them before a run starts; `creation_lock` serialises the creation of a
+SQLite store's tables between processes (MLflow's and Optuna's migrations are not safe when
+two processes create one store at once).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -56,3 +63,74 @@ def results_dir(tracking: str) -> Path:
 def _host(uri: str) -> str:
     scheme, sep, rest = uri.partition("://")
     return f"{scheme}://{rest.rpartition('@')[2]}" if sep else uri
+
+
+class UnwritablePath(ValueError):
+    """A store's or the results' folder that cannot be created or written; str() is one line."""
+
+
+def unwritable(folders: dict[str, Path | None]) -> list[str]:
+    """One line per folder (`what -> folder`, None skipped) that cannot be created or written.
+
+    Probes by writing (and removing) a temporary file in the folder, or in its nearest existing
+    ancestor when the folder is still to be created: permission bits say nothing for root, and
+    nothing is left behind either way.
+    """
+    problems = []
+    for what, folder in folders.items():
+        if folder is None:
+            continue
+        folder = Path(folder).absolute()
+        probe = folder
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            problems.append(f"{what} {folder}: {probe} is not a directory")
+            continue
+        try:
+            fd, name = tempfile.mkstemp(prefix=".ablation-probe-", dir=probe)
+        except OSError as err:
+            reason = err.strerror or type(err).__name__
+            problems.append(f"{what} {folder}: cannot write in {probe} ({reason})")
+            continue
+        os.close(fd)
+        os.unlink(name)
+    return problems
+
+
+def check_writable(tracking: str, storage: str) -> None:
+    """Raise UnwritablePath (one line) unless the MLflow store's folder, the Optuna storage's
+    and Tune's results folder can all be created and written."""
+    problems = unwritable(
+        {
+            "the MLflow store's folder": sqlite_dir(tracking),
+            "the Optuna storage's folder": sqlite_dir(storage),
+            "Tune's results folder": results_dir(tracking),
+        }
+    )
+    for uri in (tracking, storage):
+        db = sqlite_dir(uri)
+        if db is not None:
+            file = Path(uri.removeprefix("sqlite:///"))
+            if file.exists() and not os.access(file, os.R_OK | os.W_OK):
+                problems.append(f"the store {file}: not readable and writable")
+    if problems:
+        raise UnwritablePath("; ".join(problems))
+
+
+@contextlib.contextmanager
+def creation_lock(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock file beside a SQLite store (`DB.lock`) while its tables are
+    created or migrated; other URIs (a server, PostgreSQL) need none. The lock is released by
+    the OS should the process die while holding it."""
+    if sqlite_dir(uri) is None:
+        yield
+        return
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{db}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -80,6 +80,8 @@ def ray_head(tmp_path_factory):
         "RAY_AUTH_TOKEN": secrets.token_hex(32),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONUNBUFFERED": "1",
+        # Ray's single-machine mode: the head's GCS, raylet and agents bind loopback only.
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     }
     env.pop("RAY_ADDRESS", None)
     # Every port of our own (free now), so a Ray someone else runs here cannot collide.

@@ -1,0 +1,35 @@
+"""SIGTERM and SIGHUP stop a run the way Ctrl-C does.
+
+`docker stop`, Kubernetes, Slurm preemption and `timeout` send SIGTERM; a closed terminal
+sends SIGHUP. Ray's driver handler for SIGTERM exits from inside the signal handler, and the
+process then aborts (SIGABRT) with a native stack dump, leaving the runs RUNNING. Each of the
+two signals is instead handed to whatever handles SIGINT at that moment: Tune's handler while
+trials run (it ends the Tuner cleanly), else Python's, which raises KeyboardInterrupt. Either
+way the driver marks running trials and the parent KILLED and the command prints the resume
+command (exit 1).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _like_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:  # SIG_IGN or SIG_DFL set by someone else: still stop like Ctrl-C
+        raise KeyboardInterrupt
+
+
+def stop_like_ctrl_c() -> None:
+    """Route SIGTERM and SIGHUP to the SIGINT handler. Call it after `ray.init` (which installs
+    a SIGTERM handler of its own); a no-op outside the main thread (signals go there only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in SIGNALS:
+        signal.signal(sig, _like_ctrl_c)
