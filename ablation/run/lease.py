@@ -1,12 +1,14 @@
 """The study lease: one live driver per study, recorded in the study's Optuna storage.
 
 A driver holds the lease while it runs the study: a row of the table `ablation_study_lease`
-(study, owner `host:pid:start`, since, heartbeat) in the Optuna storage's database (SQLite or
+(study, owner `host:pid:start:space`, since, heartbeat) in the Optuna storage's database (SQLite or
 PostgreSQL, the database both drivers of one study share). Taking it is an INSERT, which the
 primary key makes fail for the second of two drivers starting at the same instant; taking over
 a lease whose heartbeat is older than the timeout (a SIGKILLed driver, a lost node) is an UPDATE
 conditioned on the row read, so of two drivers taking over at once exactly one wins. A daemon
-thread refreshes the heartbeat; the lease is deleted when the driver ends.
+thread refreshes the heartbeat; the lease is deleted when the driver ends. A holder that is a
+process of this machine's pid namespace and no longer runs (SIGKILLed a moment ago) is taken
+over at once, so a rerun after `kill -9` need not wait for the timeout.
 
 The timeout and the heartbeat interval come from ABLATION_LEASE_TIMEOUT (seconds, default 60)
 and ABLATION_LEASE_HEARTBEAT (default 10).
@@ -20,6 +22,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -74,8 +77,34 @@ def _interval() -> float:
 
 
 def make_owner() -> str:
-    """`host:pid:start` of this process (the start time tells a reused pid apart)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{time.time():.3f}"
+    """`host:pid:start:space` of this process; `space` names its process-id namespace on this
+    boot of this machine, so that another driver seeing the same space may ask the kernel
+    whether the pid still runs."""
+    return f"{socket.gethostname()}:{os.getpid()}:{time.time():.3f}:{_pid_space()}"
+
+
+def _pid_space() -> str:
+    """This boot's id and the inode of our pid namespace (empty where /proc does not say)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return ""
+
+
+def _gone(owner: str) -> bool:
+    """The owner is a process of our pid namespace that no longer runs (a SIGKILLed driver).
+    A reused pid reads as alive: then the heartbeat's timeout decides, as for another machine."""
+    parts = owner.split(":")
+    if len(parts) < 4 or not parts[3] or parts[3] != _pid_space():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
 
 
 class StudyLease:
@@ -117,7 +146,7 @@ class StudyLease:
             holder = self.holder()
             if holder is None:
                 continue
-            if now - holder.heartbeat <= _timeout():
+            if now - holder.heartbeat <= _timeout() and not _gone(holder.owner):
                 self.engine.dispose()
                 raise LeaseHeld(self.study, holder.owner, holder.since, holder.heartbeat)
             if self._take_over(holder, now):

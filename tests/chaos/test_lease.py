@@ -95,3 +95,34 @@ def test_heartbeat_keeps_a_lease_alive_past_the_timeout(tmp_path, monkeypatch):
         time.sleep(3)
         with pytest.raises(LeaseHeld):
             StudyLease(storage, "s").acquire()
+
+
+def test_a_killed_driver_of_this_machine_is_taken_over_at_once_a_live_one_is_not(tmp_path):
+    """A SIGKILLed driver leaves its lease behind; a rerun on the same machine (same pid
+    namespace) sees that the pid is gone and takes over without waiting for the timeout."""
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    space = lease_mod.make_owner().split(":", 3)[3]
+    assert space  # /proc names this machine's pid namespace here
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        with (
+            StudyLease(storage, "s", owner=f"here:{live.pid}:1.0:{space}"),
+            pytest.raises(LeaseHeld),
+        ):
+            StudyLease(storage, "s").acquire()
+        with StudyLease(storage, "s", owner=f"here:{dead.pid}:1.0:{space}"):
+            rerun = StudyLease(storage, "s")
+            rerun.acquire()
+            assert rerun.took_over is not None and rerun.took_over.owner.startswith("here:")
+            rerun.release()
+        # Another machine's (or container's) pid says nothing here: the heartbeat decides.
+        with (
+            StudyLease(storage, "s", owner=f"there:{dead.pid}:1.0:other-boot/1"),
+            pytest.raises(LeaseHeld),
+        ):
+            StudyLease(storage, "s").acquire()
+    finally:
+        live.kill()
+        live.wait()
