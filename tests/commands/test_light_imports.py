@@ -42,8 +42,9 @@ def test_light_commands_import_neither_torch_nor_ray(argv, fresh_mlflow_uri):
 
 
 def test_the_probe_sees_a_command_that_imports_torch():
+    probe = "import sys, ablation.commands.profile; print('torch' in sys.modules)"
     out = subprocess.run(
-        [sys.executable, "-c", "import sys, ablation.commands.profile; print('torch' in sys.modules)"],
+        [sys.executable, "-c", probe],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.stdout.strip() == "True", out.stderr
