@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
+from ablation.commands.ui import ui_url
 from ablation.dashboard import DASHBOARD_FILE, render_dashboard
 from ablation.report import study_summary
 from ablation.report.export import paper_markdown, write_all
@@ -22,6 +23,7 @@ from ablation.run.driver import LeaseHeld, RunResult, run_study
 from ablation.run.signals import stop_like_ctrl_c
 from ablation.study import format_trial_table, load_for_command, trial_table
 from ablation.track import names, stores
+from ablation.track.landing import prepare_landing
 
 REPORT_ARTIFACT_DIR = "report"
 
@@ -109,6 +111,18 @@ def _finish(args: argparse.Namespace, result: RunResult) -> None:
         if summary:
             print(summary)
     print(f"MLflow UI: {_ablation_command()} ui --tracking-uri {_ui_uri(result.tracking_uri)}")
+    _print_links(result.tracking_uri, result.study)
+
+
+def _print_links(tracking_uri: str, study: str) -> None:
+    """The links `ablation ui` (default port) opens on: the study's runs, its dashboard."""
+    try:
+        links = prepare_landing(MlflowClient(tracking_uri), study, ui_url("127.0.0.1", 5000))
+    except Exception as err:  # the run's outcome stands; `ablation ui` prints them again
+        print(f"warning: no MLflow links ({type(err).__name__}: {err})", file=sys.stderr)
+        return
+    if links is not None:
+        print("\n".join(links.lines()))
 
 
 def _publish_report(tracking_uri: str, study: str) -> str | None:

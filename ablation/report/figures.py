@@ -352,6 +352,7 @@ def cost_figure(summary: Summary, cost: str) -> MarkedFigure:
         fig.mark(step, "Pareto front")
     index = _index(summary)
     x_mid = np.nanmean(xs[ok]) if ok.any() else 0.0
+    labels: list[tuple[Any, Any, str]] = []
     for j, r in enumerate(v.to_dict("records")):
         if not ok[j]:
             continue
@@ -376,10 +377,34 @@ def cost_figure(summary: Summary, cost: str) -> MarkedFigure:
             ha="left" if right else "right", fontsize=7.5, color="#222222",
         )  # fmt: skip
         fig.mark(label, "", name, kind="point-label")
+        labels.append((label, dot, name))
     ax.margins(x=0.15, y=0.1)
     ax.set_xlabel(x_label)
     ax.set_ylabel(m_label)
+    _labels_or_legend(fig, ax, labels)
     return fig
+
+
+def _overlap(a: Any, b: Any) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+def _labels_or_legend(fig: MarkedFigure, ax: Axes, labels: list[tuple[Any, Any, str]]) -> None:
+    """Keep the point labels when no two overlap (CBAM variants often have close values);
+    otherwise drop them for a legend below the plot, which never overlaps."""
+    if len(labels) < 2:
+        return
+    fig.draw_without_rendering()
+    boxes = [text.get_window_extent() for text, _, _ in labels]
+    if not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :]):
+        return
+    for text, _, _ in labels:
+        fig.marks.pop(text.get_gid(), None)
+        text.remove()
+    fig.legend(
+        [dot for _, dot, _ in labels], [name for _, _, name in labels],
+        loc="outside lower center", ncols=min(4, len(labels)), fontsize=7.5, frameon=False,
+    )  # fmt: skip
 
 
 # --- all of them ------------------------------------------------------------------------------
