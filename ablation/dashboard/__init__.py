@@ -20,8 +20,9 @@ import jinja2
 from ablation.report import figures, tables
 from ablation.report.export import html_table
 from ablation.report.stats import Summary
+from ablation.track import names
 
-DASHBOARD_FILE = "dashboard.html"
+DASHBOARD_FILE = names.DASHBOARD_ARTIFACT
 TEMPLATE = "study.html.j2"
 ASSETS = ("dashboard.css", "dashboard.js")
 TEMPLATES = "templates"  # package data of ablation.dashboard (pyproject.toml)

@@ -23,7 +23,6 @@ EXPERIMENT_KIND = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"  # MLflow's ExperimentKind for training runs
 SHARED_VIEW_PREFIX = "mlflow.sharedViewState."
 WORKFLOW = "machine_learning"  # MLflow's workflowType of the model-training UI
-DASHBOARD_ARTIFACT = "dashboard.html"  # logged on the parent run (ablation.dashboard)
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ def prepare_landing(client: Any, study: str, ui_url: str) -> StudyLinks | None:
     if parent is not None:
         dashboard = (
             f"{base}/#/experiments/{eid}/runs/{parent.info.run_id}/artifacts/"
-            f"{DASHBOARD_ARTIFACT}?workflowType={WORKFLOW}"
+            f"{names.DASHBOARD_ARTIFACT}?workflowType={WORKFLOW}"
         )
     return StudyLinks(study, runs, dashboard)
 

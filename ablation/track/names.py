@@ -14,6 +14,7 @@ METRIC = "ablation.metric"
 METRIC_MODE = "ablation.metric_mode"
 GIT_COMMIT = "mlflow.source.git.commit"
 STUDY_ARTIFACT_DIR = "study"
+DASHBOARD_ARTIFACT = "dashboard.html"  # the study dashboard, logged on the parent run
 PLAN_ARTIFACT = "plan.json"  # the study's plan (ablation.track.plan.StudyPlan), at the root
 STUDY_FILE = "ablation.study_file"  # the study file's path as given to `ablation run`
 VERSION_PREFIX = "version."  # version.<package> = installed version (torch, ray, ...)
