@@ -10,6 +10,7 @@ import torch
 from ablation.study.schema import TrainConfig, TrialConfig
 from ablation.track import names
 from ablation.train import THREADS_ENV, TrialFailed, _lr_schedule, train_trial
+from ablation.vocabulary.trial import TrialSettings
 
 TIMING = {"epoch_seconds", "images_per_second", "train_seconds", "latency_ms"}
 EPOCH_KEYS = {"epoch", *names.EPOCH_METRICS}
@@ -40,6 +41,15 @@ def one_torch_thread(monkeypatch):
     torch.set_num_threads(threads)
 
 
+def settings(config: dict) -> TrialSettings:
+    """What the trainable hands train_trial: the schema's dump as pydantic-free settings."""
+    return TrialSettings.from_dict(TrialConfig.model_validate(config).model_dump(mode="json"))
+
+
+def train_settings(**train):
+    return settings({**digits_config(), "train": TrainConfig(**train).model_dump()}).train
+
+
 def run(config, seed, **kwargs):
     reports = []
 
@@ -47,7 +57,8 @@ def run(config, seed, **kwargs):
         # The runner serialises the state during the call; a deep copy stands in for that.
         reports.append(copy.deepcopy(metrics))
 
-    final = train_trial(TrialConfig.model_validate(config), seed, report, device="cpu", **kwargs)
+    kwargs.setdefault("device", "cpu")
+    final = train_trial(settings(config), seed, report, **kwargs)
     return reports, final
 
 
@@ -115,7 +126,7 @@ def test_a_diverging_trial_fails_at_once_with_the_reason():
     reports = []
     started = time.perf_counter()
     with pytest.raises(TrialFailed, match=r"non-finite training loss at epoch 1, step \d+"):
-        train_trial(TrialConfig.model_validate(config), 0, reports.append, device="cpu")
+        train_trial(settings(config), 0, reports.append, device="cpu")
     assert reports == [] and time.perf_counter() - started < 20
 
 
@@ -123,7 +134,7 @@ def test_missing_cifar_fails_the_trial_with_how_to_get_it(tmp_path):
     config = digits_config()
     config["dataset"] = {"name": "cifar10", "root": str(tmp_path / "cifar"), "image_size": 32}
     with pytest.raises(TrialFailed, match="never downloads"):
-        train_trial(TrialConfig.model_validate(config), 0, lambda m: None, device="cpu")
+        train_trial(settings(config), 0, lambda m: None, device="cpu")
 
 
 def test_fake_data_adamw_step_schedule_label_smoothing_channels_last():
@@ -162,11 +173,11 @@ def test_imagefolder_trial_with_two_classes_uses_top2(tmp_path):
 
 def test_schedules_warm_up_then_decay():
     cosine = _lr_schedule(
-        TrainConfig(schedule="cosine", warmup_epochs=1), epochs=3, steps_per_epoch=10
+        train_settings(schedule="cosine", warmup_epochs=1), epochs=3, steps_per_epoch=10
     )
     assert cosine(0) == pytest.approx(0.1) and cosine(9) == pytest.approx(1.0)
     assert cosine(10) == pytest.approx(1.0) and cosine(20) == pytest.approx(0.5)
     assert 0 < cosine(29) < 0.01
-    step = _lr_schedule(TrainConfig(schedule="step", milestones=[1, 2], gamma=0.5), 3, 10)
+    step = _lr_schedule(train_settings(schedule="step", milestones=[1, 2], gamma=0.5), 3, 10)
     assert [step(s) for s in (0, 9, 10, 19, 20, 29)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
-    assert _lr_schedule(TrainConfig(schedule="constant"), 3, 10)(25) == 1.0
+    assert _lr_schedule(train_settings(schedule="constant"), 3, 10)(25) == 1.0
