@@ -53,7 +53,7 @@ from ablation.vocabulary.trial import TrainSettings, TrialSettings
 # Set to an integer to fix torch's CPU threads per trial (Ray also sets OMP_NUM_THREADS).
 THREADS_ENV = "ABLATION_TORCH_THREADS"
 # torch.compile's backend (default inductor). The CPU tests and the GPU check's CPU dry run
-# set "aot_eager": the same capture and autograd tracing, without minutes of C++ codegen.
+# set "eager": the same capture and guards, without minutes of C++ codegen.
 COMPILE_BACKEND_ENV = "ABLATION_COMPILE_BACKEND"
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # The memory share `place_trial` capped this process to (None: uncapped), for the OOM message.
@@ -234,7 +234,9 @@ def _train(
     forward: Callable[..., torch.Tensor] = model
     compile_seconds = 0.0
     if train_cfg.compile:
-        forward = torch.compile(model, backend=os.environ.get(COMPILE_BACKEND_ENV, "inductor"))
+        # dynamic=False: one graph per batch shape (two or three), no symbolic-shape tracing.
+        backend = os.environ.get(COMPILE_BACKEND_ENV, "inductor")
+        forward = torch.compile(model, backend=backend, dynamic=False)
         compile_seconds = _compile_warmup(
             forward, model, criterion, device, memory_format, autocast_dtype,
             train_shape=(min(batch_size, len(train_ds)), info["in_channels"], info["image_size"]),

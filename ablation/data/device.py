@@ -7,7 +7,8 @@ tensor ops (pad-and-crop, horizontal flip) drawn from a generator on that device
 
 Same order as the loader path: the batch order is drawn on the CPU from the trial's shuffle
 generator exactly as `DataLoader(sampler=BatchSampler(RandomSampler(generator=g)),
-generator=g)` draws it (one int64 base seed per epoch, then `randperm`), and only the
+generator=g)` draws it (one int64 base seed per epoch, then `randperm`, and one more
+`randperm` when the sampler is exhausted), and only the
 permutation (8 bytes an image) goes to the device. So for a set without augmentation
 (digits, cluttered digits, fake) the batches, and hence the metrics, equal the loader
 path's for the same seed (tests/data/test_device.py). With augmentation (CIFAR's arrays)
@@ -100,6 +101,9 @@ class DeviceBatches:
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             images = self.x[idx] if not self.pad else self._augment(idx)
             yield images, self.y[idx]
+        if self.shuffle_rng is not None:
+            # RandomSampler, once exhausted, draws one more (empty) permutation: draw it too.
+            torch.randperm(len(self.y), generator=self.shuffle_rng)
 
     def _augment(self, idx: Tensor) -> Tensor:
         b, size, g = len(idx), self.size, self.augment_rng
