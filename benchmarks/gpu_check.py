@@ -41,6 +41,11 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
+from ablation.vocabulary.cbam import DEFAULTS  # noqa: E402
+
+# CBAM's default knobs as the schema dumps them (lists): the vocabulary is their one source.
+CBAM_DEFAULTS = {k: list(v) if isinstance(v, tuple) else v for k, v in DEFAULTS.as_dict().items()}
+
 # The device the tests in tests/gpu/ run on (the dry run sets cpu).
 TEST_DEVICE_ENV = "ABLATION_TEST_DEVICE"
 
@@ -72,16 +77,7 @@ def trial_config(
         "model": {
             "backbone": "resnet20",
             "attention": "cbam",
-            "cbam": {
-                "channel_pool": ["avg", "max"],
-                "spatial_pool": ["avg", "max"],
-                "kernel_size": 7,
-                "reduction": 16,
-                "order": "channel-first",
-                "gates": ["channel", "spatial"],
-                "spatial_norm": False,
-                "init": "default",
-            },
+            "cbam": CBAM_DEFAULTS,
         },
         "train": {
             "epochs": epochs,

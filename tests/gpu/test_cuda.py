@@ -71,13 +71,18 @@ def test_cbam_reference_and_fused_on_the_device_match_the_float64_cpu_reference(
         with torch.autocast(torch.device(DEVICE).type, dtype=torch.bfloat16):
             out = module(xd)
         out.float().sum().backward()
-        assert torch.allclose(out.float().cpu().double(), expected, atol=0.05, rtol=0.05), backend
-        assert torch.allclose(xd.grad.cpu().double(), x.grad, atol=0.05, rtol=0.05), backend
+        # bf16 keeps ~3 significant digits: compare relative errors of the whole tensors.
+        assert _rel(out.float().cpu().double(), expected) < 0.02, backend
+        assert _rel(xd.grad.cpu().double(), x.grad) < 0.02, backend
         compiled = torch.compile(
             module, backend=os.environ.get("ABLATION_COMPILE_BACKEND", "inductor")
         )
         out = compiled(xd.detach().float())
         assert torch.allclose(out.cpu().double(), expected, atol=1e-3, rtol=1e-3), backend
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
 
 
 def test_device_resident_batches_live_on_the_device_and_augment():
