@@ -66,14 +66,16 @@ def test_cbam_reference_and_fused_on_the_device_match_the_float64_cpu_reference(
         module = CBAM(32, reduction=4).to(DEVICE)
         module.load_state_dict(ref.state_dict())
         set_cbam_backend(module, backend)
-        xd = x.detach().float().to(DEVICE).contiguous(memory_format=torch.channels_last)
-        xd.requires_grad_(True)
-        with torch.autocast(torch.device(DEVICE).type, dtype=torch.bfloat16):
-            out = module(xd)
-        out.float().sum().backward()
-        # bf16 keeps ~3 significant digits: compare relative errors of the whole tensors.
-        assert _rel(out.float().cpu().double(), expected) < 0.02, backend
-        assert _rel(xd.grad.cpu().double(), x.grad) < 0.02, backend
+        for dtype, tol_out, tol_grad in ((None, 1e-4, 1e-4), (torch.bfloat16, 0.02, 0.15)):
+            xd = x.detach().float().to(DEVICE).contiguous(memory_format=torch.channels_last)
+            xd.requires_grad_(True)
+            with torch.autocast(torch.device(DEVICE).type, dtype=dtype, enabled=dtype is not None):
+                out = module(xd)
+            out.float().sum().backward()
+            # fp32 matches float64 closely; bf16 keeps ~3 significant digits per op, and the
+            # input gradient sums many of them: whole-tensor relative errors, loose for bf16.
+            assert _rel(out.float().cpu().double(), expected) < tol_out, (backend, dtype)
+            assert _rel(xd.grad.cpu().double(), x.grad) < tol_grad, (backend, dtype)
         compiled = torch.compile(
             module, backend=os.environ.get("ABLATION_COMPILE_BACKEND", "inductor")
         )
