@@ -119,7 +119,7 @@ def run_tests(device: str) -> dict[str, Any]:
                 sys.executable,
                 "-m",
                 "pytest",
-                "tests/gpu",
+                "tests/gpu/test_cuda.py",
                 "-m",
                 "cuda",
                 "-q",
