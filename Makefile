@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint format bench system-deps clean
+.PHONY: demo test lint format bench gpu-check system-deps clean
 
 # A venv with the package (and, for tests, the dev extra); redone when pyproject.toml changes.
 # CBAM's CPU kernels are built then too (cached per CPU), so that no trial pays the build.
@@ -53,6 +53,10 @@ bench: $(BIN)/.installed-dev
 	$(BIN)/pip install -q -e '.[dev,bench]'
 	$(BIN)/python benchmarks/cbam_overhead.py
 	$(BIN)/python benchmarks/study_overhead.py
+
+# The device check (benchmarks/README.md): the machine's own python3, no venv (it has no Ray).
+gpu-check:
+	python3 benchmarks/gpu_check.py
 
 clean:
 	rm -rf mlflow.db optuna.db mlartifacts mlruns ray_results .pytest_cache

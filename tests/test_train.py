@@ -10,6 +10,7 @@ import torch
 from ablation.study.schema import TrainConfig, TrialConfig
 from ablation.track import names
 from ablation.train import THREADS_ENV, TrialFailed, _lr_schedule, train_trial
+from ablation.vocabulary.trial import TrialSettings
 
 TIMING = {"epoch_seconds", "images_per_second", "train_seconds", "latency_ms"}
 EPOCH_KEYS = {"epoch", *names.EPOCH_METRICS}
@@ -40,6 +41,15 @@ def one_torch_thread(monkeypatch):
     torch.set_num_threads(threads)
 
 
+def settings(config: dict) -> TrialSettings:
+    """What the trainable hands train_trial: the schema's dump as pydantic-free settings."""
+    return TrialSettings.from_dict(TrialConfig.model_validate(config).model_dump(mode="json"))
+
+
+def train_settings(**train):
+    return settings({**digits_config(), "train": TrainConfig(**train).model_dump()}).train
+
+
 def run(config, seed, **kwargs):
     reports = []
 
@@ -47,7 +57,8 @@ def run(config, seed, **kwargs):
         # The runner serialises the state during the call; a deep copy stands in for that.
         reports.append(copy.deepcopy(metrics))
 
-    final = train_trial(TrialConfig.model_validate(config), seed, report, device="cpu", **kwargs)
+    kwargs.setdefault("device", "cpu")
+    final = train_trial(settings(config), seed, report, **kwargs)
     return reports, final
 
 
@@ -115,7 +126,7 @@ def test_a_diverging_trial_fails_at_once_with_the_reason():
     reports = []
     started = time.perf_counter()
     with pytest.raises(TrialFailed, match=r"non-finite training loss at epoch 1, step \d+"):
-        train_trial(TrialConfig.model_validate(config), 0, reports.append, device="cpu")
+        train_trial(settings(config), 0, reports.append, device="cpu")
     assert reports == [] and time.perf_counter() - started < 20
 
 
@@ -123,7 +134,7 @@ def test_missing_cifar_fails_the_trial_with_how_to_get_it(tmp_path):
     config = digits_config()
     config["dataset"] = {"name": "cifar10", "root": str(tmp_path / "cifar"), "image_size": 32}
     with pytest.raises(TrialFailed, match="never downloads"):
-        train_trial(TrialConfig.model_validate(config), 0, lambda m: None, device="cpu")
+        train_trial(settings(config), 0, lambda m: None, device="cpu")
 
 
 def test_fake_data_adamw_step_schedule_label_smoothing_channels_last():
@@ -162,11 +173,164 @@ def test_imagefolder_trial_with_two_classes_uses_top2(tmp_path):
 
 def test_schedules_warm_up_then_decay():
     cosine = _lr_schedule(
-        TrainConfig(schedule="cosine", warmup_epochs=1), epochs=3, steps_per_epoch=10
+        train_settings(schedule="cosine", warmup_epochs=1), epochs=3, steps_per_epoch=10
     )
     assert cosine(0) == pytest.approx(0.1) and cosine(9) == pytest.approx(1.0)
     assert cosine(10) == pytest.approx(1.0) and cosine(20) == pytest.approx(0.5)
     assert 0 < cosine(29) < 0.01
-    step = _lr_schedule(TrainConfig(schedule="step", milestones=[1, 2], gamma=0.5), 3, 10)
+    step = _lr_schedule(train_settings(schedule="step", milestones=[1, 2], gamma=0.5), 3, 10)
     assert [step(s) for s in (0, 9, 10, 19, 20, 29)] == [1, 1, 0.5, 0.5, 0.25, 0.25]
-    assert _lr_schedule(TrainConfig(schedule="constant"), 3, 10)(25) == 1.0
+    assert _lr_schedule(train_settings(schedule="constant"), 3, 10)(25) == 1.0
+
+
+# --- the GPU paths, on the CPU (issue 15) ---------------------------------------------------
+
+
+def test_trial_settings_have_exactly_the_schema_keys():
+    import dataclasses
+
+    from ablation.study.schema import submodel
+
+    def check(model, cls, where):
+        assert [f.name for f in dataclasses.fields(cls)] == list(model.model_fields), where
+        for f in dataclasses.fields(cls):
+            sub = submodel(model.model_fields[f.name].annotation)
+            nested = getattr(cls, "__annotations__", {})[f.name]
+            if sub is not None and "Settings" in str(nested):
+                check(sub, next(c for c in SETTINGS if c.__name__ in str(nested)), f"{where}.{f}")
+
+    from ablation.vocabulary import trial as t
+
+    SETTINGS = [t.DatasetSettings, t.ModelSettings, t.TrainSettings, t.OptimizerSettings]
+    SETTINGS += [t.MetricSettings]
+    check(TrialConfig, TrialSettings, "trial")
+    with pytest.raises(ValueError, match=r"'train': missing \['compile'\]"):
+        dump = TrialConfig.model_validate(digits_config()).model_dump(mode="json")
+        del dump["train"]["compile"]
+        TrialSettings.from_dict(dump)
+
+
+def test_amp_is_the_old_name_of_precision_fp16():
+    assert TrainConfig(amp=True).precision == "fp16"
+    assert TrainConfig().precision == "fp32"
+    with pytest.raises(ValueError, match="old name of precision: fp16"):
+        TrainConfig(amp=True, precision="bf16")
+
+
+def test_bf16_autocast_runs_on_the_cpu_and_changes_the_numerics(two_runs):
+    (reports_fp32, _), _, _ = two_runs
+    seen = []
+    config = digits_config(epochs=1, precision="bf16")
+    original = torch.nn.Linear.forward
+
+    def spy(self, x):
+        out = original(self, x)
+        seen.append(out.dtype)
+        return out
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.nn.Linear, "forward", spy)
+        reports, final = run(config, seed=0)
+    assert torch.bfloat16 in seen  # the classifier ran under bf16 autocast
+    assert math.isfinite(final["val_loss"]) and final["epochs_completed"] == 1
+    assert reports[0]["train_loss"] != reports_fp32[0]["train_loss"]
+    assert reports[0]["train_loss"] == pytest.approx(reports_fp32[0]["train_loss"], rel=0.05)
+
+
+def test_fp16_on_the_cpu_runs_in_fp32_as_amp_did(two_runs):
+    (reports_fp32, _), _, _ = two_runs
+    reports, _ = run(digits_config(epochs=2, precision="fp16"), seed=0)
+    assert without(reports[0], TIMING | {"state"}) == without(reports_fp32[0], TIMING | {"state"})
+
+
+def test_device_resident_data_on_the_cpu_gives_the_loader_paths_metrics(two_runs):
+    (reports_loader, final_loader), _, _ = two_runs
+    reports, final = run(digits_config(data_placement="device"), seed=0)
+    for a, b in zip(reports, reports_loader, strict=True):
+        assert without(a, TIMING | {"state"}) == without(b, TIMING | {"state"})
+    assert without(final, TIMING) == without(final_loader, TIMING)
+
+
+def test_device_resident_resume_reproduces_epoch_two():
+    config = digits_config(data_placement="device")
+    reports, final = run(config, seed=3)
+    resumed, resumed_final = run(config, seed=3, resume=reports[0]["state"])
+    assert without(resumed[0], TIMING | {"state"}) == without(reports[1], TIMING | {"state"})
+
+
+def test_compile_on_the_cpu_logs_its_time_apart_and_keeps_the_metrics(monkeypatch):
+    from ablation.train import COMPILE_BACKEND_ENV
+
+    # eager: dynamo's capture and guards, without inductor's C++ build (minutes on this CPU)
+    monkeypatch.setenv(COMPILE_BACKEND_ENV, "eager")
+    base = {"epochs": 1, "warmup_epochs": 0, "batch_size": 100}
+    config = digits_config(**base)
+    config["train"]["cbam_backend"] = "reference"  # whole graphs (the CPU kernels break them)
+    config["dataset"].update(train_samples=200, val_samples=100)
+    eager_reports, eager = run(config, seed=0)
+    config["train"]["compile"] = True
+    reports, final = run(config, seed=0)
+    assert final["compile_seconds"] > 0 and eager["compile_seconds"] == 0.0
+    assert final["train_seconds"] >= final["compile_seconds"] + reports[0]["epoch_seconds"] - 1e-6
+    assert final["val_loss"] == pytest.approx(eager["val_loss"], rel=1e-3)
+    assert final["val_top1_error"] == pytest.approx(eager["val_top1_error"], abs=1.0)
+
+
+class FakeCuda:
+    """torch.cuda's calls that place_trial makes, recorded (the CPU tests have no CUDA)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def is_available(self) -> bool:
+        return True
+
+    def set_device(self, index: int) -> None:
+        self.calls.append(("set_device", index))
+
+    def set_per_process_memory_fraction(self, fraction: float, index: int) -> None:
+        self.calls.append(("fraction", fraction, index))
+
+
+def test_place_trial_with_cuda_mocked_sets_the_device_and_caps_memory(monkeypatch):
+    from ablation.train import place_trial
+
+    cuda = FakeCuda()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # as Ray sets it for its assigned GPUs
+    assert place_trial([3], 0.25, cuda=cuda) == "cuda:1"
+    assert cuda.calls == [("set_device", 1), ("fraction", 0.25, 1)]
+    cuda.calls.clear()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5")
+    assert place_trial(["5"], 1.0, cuda=cuda) == "cuda:0"  # a whole GPU: no cap
+    assert cuda.calls == [("set_device", 0)]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    cuda.calls.clear()
+    assert place_trial([1], 0.5, cuda=cuda) == "cuda:1"  # visibility left alone by Ray
+    assert place_trial([], 0.0, cuda=cuda) == "cpu"
+    assert cuda.calls == [("set_device", 1), ("fraction", 0.5, 1)]
+
+
+class StubOOMModel(torch.nn.Module):
+    """A model whose forward raises CUDA's out-of-memory error, as a too-small share would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def test_cuda_oom_raised_by_a_stub_fails_the_trial_saying_to_raise_gpus_per_trial(monkeypatch):
+    import ablation.train as train
+
+    monkeypatch.setattr(train, "build_model", lambda *a, **k: StubOOMModel())
+    monkeypatch.setattr(train, "set_cbam_backend", lambda *a: 0)
+    monkeypatch.setattr(train, "_memory_share", 0.25)
+    reports = []
+    started = time.perf_counter()
+    with pytest.raises(
+        TrialFailed, match=r"may use 0.25 of the GPU.*raise resources.gpus_per_trial"
+    ):
+        train_trial(settings(digits_config()), 0, reports.append, device="cpu")
+    assert reports == [] and time.perf_counter() - started < 20

@@ -86,6 +86,32 @@ def make_cifar(dataset_cfg: dict, image_size: int, split_seed: int):
     return train_ds, val_ds, len(train_base.classes), 3
 
 
+def cifar_arrays(dataset_cfg: dict, image_size: int, split_seed: int):
+    """CIFAR's images as uint8 (N, 3, 32, 32) tensors with labels, the same subsets as
+    `make_cifar`, plus its (mean, std): for device-resident batches. Resizing to `image_size`
+    and the pad-and-crop (padding image_size // 8) and flip then happen on the device.
+
+    Differences from the loader path, by design: the resize is a tensor resize (bilinear,
+    antialiased) of the standardised images, the crop comes after it, as there.
+    """
+    name = dataset_cfg["name"]
+    root = str(dataset_root(dataset_cfg))
+    out = []
+    for train, n in (
+        (True, dataset_cfg.get("train_samples")),
+        (False, dataset_cfg.get("val_samples")),
+    ):
+        base = _cifar_split(name, root, train)
+        labels = np.asarray(base.targets)
+        keep = np.arange(len(labels))
+        if n is not None and n < len(labels):
+            keep, _ = stratified_split(labels, n, seed=split_seed)
+        images = torch.from_numpy(np.ascontiguousarray(base.data[keep])).permute(0, 3, 1, 2)
+        out += [images.contiguous(), torch.from_numpy(labels[keep].astype(np.int64))]
+    mean, std = CIFAR_MEAN_STD[name]
+    return (*out, mean, std)
+
+
 def _subset(ds: Dataset, labels: np.ndarray, n: int | None, seed: int) -> Dataset:
     if n is None or n >= len(labels):
         return ds

@@ -19,12 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
 from ablation.run.markers import FAILED, FINAL
 from ablation.study.schema import TrialConfig
-from ablation.train import TrialFailed, train_trial
+from ablation.train import TrialFailed, place_trial, train_trial
+from ablation.vocabulary.trial import TrialSettings
 
 __all__ = ["FAILED", "FINAL", "run_trial"]
 
@@ -65,8 +67,12 @@ def run_trial(config: dict[str, Any]) -> None:
 
     started, started_at = time.perf_counter(), time.time()
     try:
-        config = TrialConfig.model_validate(spec["config"])
-        final = train_trial(config, spec["seed"], report, resume=resume)
+        checked = TrialConfig.model_validate(spec["config"]).model_dump(mode="json")
+        # Ray's GPU assignment: the device, and with a fractional share the memory cap.
+        share = ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0)
+        device = place_trial(ray.get_gpu_ids(), share)
+        settings = TrialSettings.from_dict(checked)
+        final = train_trial(settings, spec["seed"], report, device=device, resume=resume)
     except TrialFailed as err:
         tune.report({FAILED: str(err) or type(err).__name__})
         return

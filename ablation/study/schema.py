@@ -144,12 +144,32 @@ class TrainConfig(_Model):
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
     warmup_epochs: Annotated[int, Field(ge=0)] = 0
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    # The old name of `precision: fp16`, kept as an alias (a study with amp: true still runs).
     amp: bool = False
+    # README "Run on a GPU cluster". Autocast dtype: bf16 also runs on the CPU; fp16 (with a
+    # GradScaler) needs CUDA and runs in fp32 elsewhere, as amp always did.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     channels_last: bool = False
+    compile: bool = False  # torch.compile of the model; its time is logged as compile_seconds
+    # Where batches come from: "device" holds an in-memory set (or CIFAR's arrays) on the
+    # trial's device and draws and augments batches there; "loader" a DataLoader; "auto" the
+    # device on CUDA, the loader on the CPU.
+    data_placement: Literal["auto", "device", "loader"] = "auto"
     deterministic: bool = True
     # Which implementation of CBAM's equations trains (README "CBAM backends"); logged on
     # every run and part of the trial id, which hashes the sources it may run.
     cbam_backend: Literal[knobs.CBAM_BACKENDS] = knobs.DEFAULT_BACKEND
+
+    @model_validator(mode="after")
+    def _amp_alias(self) -> TrainConfig:
+        if self.amp and self.precision == "fp32":
+            self.precision = "fp16"
+        elif self.amp and self.precision != "fp16":
+            raise ValueError(
+                f"amp: true is the old name of precision: fp16, so it contradicts precision: "
+                f"{self.precision}; drop amp and keep precision"
+            )
+        return self
 
 
 # What variants can be compared on: a per-epoch metric, or a final cost of the model.

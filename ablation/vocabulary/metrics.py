@@ -31,6 +31,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("latency_ms", False, True, "median inference latency at batch 1, ms"),
     Metric("train_seconds", False, False, "training time of the whole trial"),
     Metric("kernel_build_seconds", False, False, "time spent building CBAM's CPU kernels"),
+    Metric("compile_seconds", False, False, "torch.compile's warm-up (train.compile), seconds"),
     Metric("epochs_completed", False, False, "epochs the trial ran (fewer when stopped early)"),
 )
 
