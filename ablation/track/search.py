@@ -1,0 +1,39 @@
+"""Finding runs in MLflow: every match of a search, through MLflow's page tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from mlflow.entities import Run, ViewType
+from mlflow.store.entities.paged_list import PagedList
+from mlflow.tracking import MlflowClient
+
+PAGE = 1000  # MLflow's largest page for search_runs
+
+
+def search_runs(
+    client: MlflowClient,
+    experiment_ids: Sequence[str],
+    filter_string: str,
+    *,
+    order_by: Sequence[str] | None = None,
+    limit: int | None = None,
+) -> Iterator[Run]:
+    """The active runs that match, in `order_by` order, at most `limit` of them."""
+    token = None
+    left = limit
+    while left is None or left > 0:
+        page: PagedList[Run] = client.search_runs(
+            list(experiment_ids),
+            filter_string=filter_string,
+            run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=PAGE if left is None else min(PAGE, left),
+            order_by=list(order_by or []),
+            page_token=token,
+        )
+        yield from page
+        if left is not None:
+            left -= len(page)
+        token = page.token
+        if not token:
+            return
