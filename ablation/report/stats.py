@@ -267,6 +267,8 @@ def summarize(
         notes=notes,
         decision=decision,
     )
+    if decision is not None:
+        summary.plan = seeds_plan(summary.comparisons, finished, decision, baseline, metric)
     if sequential_seeds is not None and decision is not None:
         plan = sequential.SequentialPlan(*sequential_seeds, decision=decision, mode=mode)
         summary.comparisons, summary.looks = sequential_comparisons(
@@ -437,6 +439,46 @@ def compare_to_baseline(
             )
             out.loc[i, "verdict"] = word
     return out[COMPARISON_COLUMNS]
+
+
+PLAN_COLUMNS = ["variant", "n_pairs", "sd", "sd_source", "seeds_needed"]
+
+
+def seeds_plan(
+    comparisons: pd.DataFrame,
+    finished: pd.DataFrame,
+    decision: Decision,
+    baseline: str | None,
+    metric: str,
+) -> pd.DataFrame:
+    """Per comparison: the seeds the declared power at min_effect needs, from its observed
+    paired sd (else the study's pilot_sd), at Holm's first-step level alpha / m."""
+    rows = []
+    m = max(len(comparisons), 1)
+    for variant in comparisons["variant"]:
+        pairs = paired(finished, variant, baseline, metric) if baseline else pd.DataFrame()
+        d = (pairs["variant"] - pairs["baseline"]).to_numpy(dtype=float) if len(pairs) else []
+        d = np.asarray(d, dtype=float)
+        sd, source = (float(d.std(ddof=1)), "observed") if has_spread(d) else (None, "")
+        if sd is None and decision.pilot_sd:
+            sd, source = decision.pilot_sd, "decision.pilot_sd"
+        needed = (
+            decisions.seeds_for_power(
+                sd, decision.min_effect, alpha=decision.alpha / m, power=decision.power
+            )
+            if sd
+            else np.nan
+        )
+        rows.append(
+            {
+                "variant": variant,
+                "n_pairs": len(d),
+                "sd": sd if sd else np.nan,
+                "sd_source": source or "none",
+                "seeds_needed": needed,
+            }
+        )
+    return pd.DataFrame(rows, columns=PLAN_COLUMNS)
 
 
 LOOK_COLUMNS = [
