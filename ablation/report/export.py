@@ -23,7 +23,8 @@ What each format holds:
   `Summary.values`: one row per trial at the analysed epoch, with status and error). In
   ``comparisons``, ``ci_low``/``ci_high`` is the headline interval and ``ci_method`` names it
   (the paired t-interval, at the confidence ``ci_level``); ``boot_ci_*`` the BCa bootstrap
-  (null below 20 pairs); ``decision`` better / worse / equivalent / undecided (null without a
+  (null below `ablation.stats.intervals.BOOTSTRAP_MIN_N` = 40 pairs); ``decision`` better /
+  worse / equivalent / undecided (null without a
   study ``decision``) and ``seeds_needed`` for an undecided one.
 """
 

@@ -31,6 +31,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ablation.report import tables
 from ablation.report.stats import Summary, pareto_front
+from ablation.stats.intervals import BOOTSTRAP_MIN_N
 
 # Okabe & Ito (2008); black first for the baseline, yellow last (weak on white).
 OKABE_ITO = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#F0E442")
@@ -420,7 +421,8 @@ def charts(summary: Summary) -> list[Chart]:
             f"Effect against the baseline ({summary.baseline})",
             f"Δ {m}, paired by seed; thick bar: the paired t-interval at the level Holm's "
             "correction tested it at (it excludes 0 exactly when the verdict is better or "
-            "worse); thin line above it: BCa bootstrap 95% CI, from 20 pairs; shaded: "
+            f"worse); thin line above it: BCa bootstrap 95% CI, from {BOOTSTRAP_MIN_N} pairs; "
+            "shaded: "
             f"±min_effect when the study declares one. Better is to the {better}. Blue: "
             "better, vermillion: worse, grey: neither.",
             effect_figure(summary),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ablation.report.stats import Summary
+from ablation.stats.intervals import BOOTSTRAP_MIN_N
 
 PM = "±"  # the exporters swap this for their own notation (LaTeX: $\pm$)
 
@@ -377,7 +378,8 @@ def comparisons_caption(summary: Summary, m: str, direction: str) -> str:
         f"Δ = variant − baseline in {m} ({direction}), paired by seed. CI (t): the paired "
         f"t-interval at the level Holm's correction across {n} comparisons tested it at "
         f"(α = {summary.alpha}), so it excludes 0 exactly when the verdict is better or worse. "
-        "The BCa bootstrap CI is shown only from 20 pairs, where its coverage holds."
+        f"The BCa bootstrap CI is shown only from {BOOTSTRAP_MIN_N} pairs, where its coverage "
+        "holds."
     )
     d = summary.decision
     if d is not None:

@@ -16,7 +16,7 @@ from scipy import stats as sps
 
 # From this many pairs on the BCa interval of a mean covers >= 93% in the coverage simulation
 # (tests/stats/test_coverage.py); below it, it is not shown at all.
-BOOTSTRAP_MIN_N = 20
+BOOTSTRAP_MIN_N = 40
 
 # Rounding leaves ~1e-15 of spread on differences that are equal (error rates are multiples of
 # 1/n_val): that is no variance, not a huge effect.
