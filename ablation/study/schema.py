@@ -262,6 +262,17 @@ class Study(_Model):
     tracking: TrackingConfig = TrackingConfig()
 
     _path: str | None = PrivateAttr(default=None)
+
+    @property
+    def path(self) -> str | None:
+        """The file the study was loaded from (None when built in code)."""
+        return self._path
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int] | SequentialSeeds) -> list[int] | SequentialSeeds:
+        return _distinct(v) if isinstance(v, list) else v
+
     _sequential: SequentialSeeds | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
@@ -276,16 +287,6 @@ class Study(_Model):
     def sequential_seeds(self) -> SequentialSeeds | None:
         """`seeds: {start, max}` when the study adds seeds until each comparison is decided."""
         return self._sequential
-
-    @property
-    def path(self) -> str | None:
-        """The file the study was loaded from (None when built in code)."""
-        return self._path
-
-    @field_validator("seeds")
-    @classmethod
-    def _seeds(cls, v: list[int] | SequentialSeeds) -> list[int] | SequentialSeeds:
-        return _distinct(v) if isinstance(v, list) else v
 
     def base_config(self) -> dict[str, Any]:
         """The base sections (dataset/model/train/metric) as plain data, before the defaults
