@@ -15,11 +15,16 @@ from mlflow.tracking import MlflowClient
 from test_processes import _ablation, _trial_runs, ray_head  # noqa: F401 (the fixture)
 
 from ablation.report import study_summary
+from ablation.run.outcome import RunResult
 from ablation.run.plan import study_plan
+from ablation.run.reconcile import StudyTrials
+from ablation.run.search import Ledger
+from ablation.run.sequential import SeedSequence
 from ablation.stats.sequential import CONTINUE
-from ablation.study import all_variants, load_study, seed_trials
+from ablation.study import all_variants, factor_space, load_study, seed_trials
 from ablation.track import names
 from ablation.track.plan import StudyPlan
+from ablation.track.writer import StudyWriter
 
 START, MAX = 3, 4
 BASELINE = "kernel_size=7"
@@ -138,3 +143,40 @@ def test_sequence_adds_seeds_for_the_undecided_only_and_survives_kill_9(ray_head
     ]
     by_variant = summary.comparisons.set_index("variant")["decision"].to_dict()
     assert by_variant == {SAME: "undecided", BROKEN: "worse"}
+
+
+def test_failed_trials_of_a_look_end_the_sequence_undecided_not_in_a_loop(tmp_path):
+    """The driver's side without Ray: the looks' trials, fed their ends by hand (the values a
+    callback would pass), over a real MLflow store and Optuna storage."""
+    study = load_study(_write(tmp_path, "failing"))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    writer = StudyWriter(uri)
+    writer.open_study(study, study_plan(study))
+    ledger = Ledger(f"sqlite:///{tmp_path}/optuna.db", study, factor_space(study))
+    trials = StudyTrials(
+        study, writer, ledger, factor_space(study), RunResult("failing", uri, "", "")
+    )
+    trials.reconcile()
+    sequence = SeedSequence(study, trials, writer)
+
+    first = sequence.next_trials()  # no look yet: the first `start` seeds, as pending
+    assert first is not None and {t.trial_id for t in first} == {t.trial_id for t in trials.pending}
+    # Errors in percent by seed: broken ~80 points worse, kernel_size=3 within noise.
+    value = {BASELINE: [10.0, 11.0, 9.5], SAME: [10.5, 10.0, 10.5], BROKEN: [90.0, 90.5, 90.0]}
+    for spec in first:
+        sequence.handed_out(spec)
+        sequence.ended_trial(spec, names.STATUS_FINISHED, value[spec.variant][spec.seed])
+    looked = sequence.next_trials()
+    assert looked is not None
+    assert [(t.variant, t.seed) for t in looked] == [(BASELINE, 3), (SAME, 3)]
+    for spec in looked:
+        sequence.handed_out(spec)
+        sequence.ended_trial(spec, names.STATUS_FAILED, None)
+    assert sequence.next_trials() is None and sequence.ended
+    assert "kernel_size=3 undecided" in sequence.note and f"{SAME}/seed=3" in sequence.note
+    client = MlflowClient(uri)
+    local = client.download_artifacts(writer.parent_run_id, names.LOOKS_ARTIFACT, str(tmp_path))
+    recorded = json.loads(Path(local).read_text())["looks"]
+    assert [look["n"] for look in recorded] == [START]
+    decided = {c["comparison"]: c["decision"] for c in recorded[0]["comparisons"]}
+    assert decided == {SAME: CONTINUE, BROKEN: "worse"}
