@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("track", "profile"),
     ("models", "data"),
     ("attention",),
+    ("stats",),  # pure statistics: the report and the study's sequential plan both read it
     ("vocabulary",),
 )
 RANK = {part: rank for rank, row in enumerate(LAYERS) for part in row}

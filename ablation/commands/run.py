@@ -13,15 +13,18 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from ablation.commands.ui import ui_url
 from ablation.dashboard import DASHBOARD_FILE, render_dashboard
 from ablation.report import study_summary
 from ablation.report.export import paper_markdown, write_all
+from ablation.report.pilot import earlier_paired_sd
 from ablation.run.driver import LeaseHeld, RunResult, run_study
 from ablation.run.signals import stop_like_ctrl_c
-from ablation.study import format_trial_table, load_for_command, trial_table
+from ablation.study import Study, format_trial_table, load_for_command, trial_table
+from ablation.study.plan import PairedSd, power_plan
 from ablation.track import names, stores
 from ablation.track.landing import prepare_landing
 
@@ -38,7 +41,11 @@ def main(args: argparse.Namespace) -> int:
     if study is None:
         return 2
     if args.dry_run:
-        print(format_trial_table(trial_table(study)))
+        table = trial_table(study)
+        print(format_trial_table(table))
+        plan = power_plan(study, table, _earlier_sd(args, study, table))
+        if plan:
+            print("\n" + "\n".join(plan))
         return 0
     if args.max_concurrent is not None and args.max_concurrent < 1:
         print("--max-concurrent: must be >= 1", file=sys.stderr)
@@ -76,6 +83,28 @@ def publish_study_report(tracking_uri: str, study_name: str) -> str:
         page.write_text(render_dashboard(summary, runs), encoding="utf-8")
         client.log_artifact(run_id, str(page))
     return paper_markdown(summary)
+
+
+def _earlier_sd(args: argparse.Namespace, study: Study, table: pd.DataFrame) -> PairedSd | None:
+    """The paired sd of an earlier study in the store, for the power plan (decision only)."""
+    if study.decision is None:
+        return None
+    base = set(table.loc[table["variant"] == study.baseline, "trial_id"])
+    uri = stores.tracking_uri(args.tracking_uri, study.tracking.uri)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None  # no store yet (and a dry run must not create one)
+    try:
+        return earlier_paired_sd(
+            uri,
+            study=study.study,
+            baseline_trial_ids=base,
+            dataset=study.dataset.name,
+            backbone=study.model.backbone,
+            metric=study.metric.name,
+        )
+    except Exception as err:  # no store yet, or unreachable: plan without it, and say why
+        print(f"note: no earlier study read for the power plan ({err})", file=sys.stderr)
+        return None
 
 
 def _resume_command(args: argparse.Namespace) -> str:

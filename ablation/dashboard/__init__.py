@@ -101,6 +101,8 @@ def dashboard_context(summary: Summary, runs: Any = None) -> dict:
         "legend": legend,
         "paper_table": html_table(tables.paper_table(summary), tables.paper_caption(summary)),
         "comparisons_table": table("comparisons"),
+        "looks_table": table("looks"),
+        "plan_table": table("plan"),
         "variants_table": table("variants"),
         "main_effects_table": table("main_effects"),
         "interactions_table": table("interactions"),

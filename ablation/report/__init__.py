@@ -38,6 +38,10 @@ def summary_of_runs(runs: StudyRuns, *, importance: bool = True) -> Summary:
         factor_levels=p.get("factor_levels") or None,
         study=p["study"],
         importance=imp,
+        # The study's decision: {min_effect, alpha, power} and seeds: {start, max}, where the
+        # parent run records them (absent: verdicts as without a decision).
+        decision=p.get("decision"),
+        sequential_seeds=p.get("sequential_seeds"),
     )
     summary.notes += runs.notes + ([why_not] if why_not else [])
     return summary

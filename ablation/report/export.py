@@ -15,10 +15,17 @@ What each format holds:
      "factors": [...], "notes": [...], "verdicts": [...lines...],
      "paper_table": [{"Description", "Params", "GFLOPs", "Top-1 err", "Top-5 err"}...],
      "variants": [...], "comparisons": [...], "marginal_means": [...], "main_effects": [...],
-     "interactions": [...], "interaction_cells": [...], "importance": [...], "trials": [...]}
+     "interactions": [...], "interaction_cells": [...], "importance": [...], "trials": [...],
+     "decision": {"min_effect", "alpha", "power", "pilot_sd"} or null, "looks": [...],
+     "plan": [...]}
 
   each list holding the records of the `Summary` frame of the same name (``trials`` is
-  `Summary.values`: one row per trial at the analysed epoch, with status and error).
+  `Summary.values`: one row per trial at the analysed epoch, with status and error). In
+  ``comparisons``, ``ci_low``/``ci_high`` is the headline interval and ``ci_method`` names it
+  (the paired t-interval, at the confidence ``ci_level``); ``boot_ci_*`` the BCa bootstrap
+  (null below `ablation.stats.intervals.BOOTSTRAP_MIN_N` = 40 pairs); ``decision`` better /
+  worse / equivalent / undecided (null without a
+  study ``decision``) and ``seeds_needed`` for an undecided one.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import io
 import json
 import math
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -295,5 +303,8 @@ def to_json_data(summary: Summary) -> dict:
             "interaction_cells": _records(summary.interaction_cells),
             "importance": _records(summary.importance),
             "trials": _records(summary.values),
+            "decision": asdict(summary.decision) if summary.decision is not None else None,
+            "looks": _records(summary.looks),
+            "plan": _records(summary.plan),
         }
     )

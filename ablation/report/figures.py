@@ -31,6 +31,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ablation.report import tables
 from ablation.report.stats import Summary, pareto_front
+from ablation.stats.intervals import BOOTSTRAP_MIN_N
 
 # Okabe & Ito (2008); black first for the baseline, yellow last (weak on white).
 OKABE_ITO = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#F0E442")
@@ -146,50 +147,62 @@ def _index(summary: Summary) -> dict[str, int]:
 
 @_styled
 def effect_figure(summary: Summary) -> MarkedFigure:
-    """Forest plot: each variant's paired difference to the baseline with its intervals."""
+    """Forest plot: each variant's paired difference to the baseline with its intervals.
+
+    Thick bar: the headline interval (`ci_low`/`ci_high`, the one the verdict agrees with);
+    thin line: the BCa bootstrap where there are pairs enough for it; shaded band: +-min_effect
+    when the study declares a decision.
+    """
     rows = summary.comparisons.to_dict("records") if len(summary.comparisons) else []
     m = tables.metric_label(summary.metric)
     fig, ax = _figure((WIDE[0], 0.9 + 0.32 * max(len(rows), 1)))
     ok = [r for r in rows if _finite(r["mean_diff"])]
     if not ok:
         return _empty(fig, ax, "no comparison with the baseline yet")
-    core = [v for r in ok for v in (r["mean_diff"], r["ci_low"], r["ci_high"]) if _finite(v)]
+    core = [v for r in ok for v in (r["mean_diff"], r["boot_ci_low"], r["boot_ci_high"])
+            if _finite(v)]  # fmt: skip
     core.append(0.0)
+    margin = summary.decision.min_effect if summary.decision is not None else None
+    if margin:
+        core += [-margin, margin]
     span = max(core) - min(core) or 1.0
-    # The wider (t) intervals may stretch the axis to 2x the core span; beyond that they are
+    # The headline intervals may stretch the axis to 2x the core span; beyond that they are
     # clipped with an arrowhead, so one 2-seed variant cannot squash every other row.
     lo_cap, hi_cap = min(core) - span, max(core) + span
     wide = [
-        min(max(v, lo_cap), hi_cap)
-        for r in ok
-        for v in (r["t_ci_low"], r["t_ci_high"])
-        if _finite(v)
+        min(max(v, lo_cap), hi_cap) for r in ok for v in (r["ci_low"], r["ci_high"]) if _finite(v)
     ]
     x0, x1 = min(core + wide), max(core + wide)
     pad = (x1 - x0) * 0.06 or 0.5
     x0, x1 = x0 - pad, x1 + pad
+    if margin:
+        ax.axvspan(-margin, margin, color="#e8f0e8", zorder=0)
     ax.axvline(0.0, color="#333333", linestyle=(0, (4, 3)), linewidth=1)
     for i, r in enumerate(rows):
         y = len(rows) - 1 - i
         klass = r["verdict"] if r["verdict"] in ("better", "worse") else "none"
         c, v = VERDICT_COLOURS[klass], r["variant"]
+        level = tables.ci_label(r["ci_level"])
+        boot = ""
+        if _finite(r["boot_ci_low"], r["boot_ci_high"]):
+            boot = f", BCa bootstrap 95% CI {tables.fmt_ci(r['boot_ci_low'], r['boot_ci_high'])}"
         tip = (
             f"{v} − {r['baseline']}: {tables.fmt_signed(r['mean_diff'])}, "
-            f"bootstrap 95% CI {tables.fmt_ci(r['ci_low'], r['ci_high'])}, "
-            f"t 95% CI {tables.fmt_ci(r['t_ci_low'], r['t_ci_high'])}, "
+            f"{level} {tables.fmt_ci(r['ci_low'], r['ci_high'])}{boot}, "
             f"p_holm {tables.fmt_p(r['p_holm'])}, n={r['n_pairs']}: {r['verdict']}"
         )
-        if _finite(r["t_ci_low"], r["t_ci_high"]):
-            a, b = max(r["t_ci_low"], x0), min(r["t_ci_high"], x1)
-            fig.mark(ax.hlines(y, a, b, color=c, linewidth=1.2), tip, v)
+        if _finite(r["ci_low"], r["ci_high"]):
+            a, b = max(r["ci_low"], x0), min(r["ci_high"], x1)
+            fig.mark(ax.hlines(y, a, b, color=c, linewidth=4.5), tip, v)
             for end, clipped, arrow in (
-                (a, r["t_ci_low"] < x0, "<"),
-                (b, r["t_ci_high"] > x1, ">"),
+                (a, r["ci_low"] < x0, "<"),
+                (b, r["ci_high"] > x1, ">"),
             ):
                 if clipped:
                     ax.plot([end], [y], marker=arrow, color=c, markersize=5, clip_on=False)
-        if _finite(r["ci_low"], r["ci_high"]):
-            fig.mark(ax.hlines(y, r["ci_low"], r["ci_high"], color=c, linewidth=4.5), tip, v)
+        if _finite(r["boot_ci_low"], r["boot_ci_high"]):
+            lo, hi = max(r["boot_ci_low"], x0), min(r["boot_ci_high"], x1)
+            fig.mark(ax.hlines(y + 0.18, lo, hi, color=c, linewidth=1.2), tip, v)
         if _finite(r["mean_diff"]):
             fig.mark(ax.plot([r["mean_diff"]], [y], "s", color=c, markersize=6)[0], tip, v)
     ax.set_xlim(x0, x1)
@@ -431,9 +444,12 @@ def charts(summary: Summary) -> list[Chart]:
             "forest",
             "effect",
             f"Effect against the baseline ({summary.baseline})",
-            f"Δ {m}, paired by seed; thick bar: bootstrap 95% CI, thin line: t 95% CI; better "
-            f"is to the {better}. Blue: better, vermillion: worse, grey: no detectable "
-            "difference (Holm-corrected).",
+            f"Δ {m}, paired by seed; thick bar: the paired t-interval at the level Holm's "
+            "correction tested it at (it excludes 0 exactly when the verdict is better or "
+            f"worse); thin line above it: BCa bootstrap 95% CI, from {BOOTSTRAP_MIN_N} pairs; "
+            "shaded: "
+            f"±min_effect when the study declares one. Better is to the {better}. Blue: "
+            "better, vermillion: worse, grey: neither.",
             effect_figure(summary),
         )
     ]

@@ -41,7 +41,8 @@ class StudyRuns:
     history: pd.DataFrame
     parent: dict[str, Any]  # run_id, study, baseline, metric, metric_mode, design, epoch,
     # factors (keys), factor_levels (declared order, from the study's plan.json),
-    # variant_order, optuna_storage, experiment_id
+    # variant_order, optuna_storage, experiment_id, decision (dict or None) and
+    # sequential_seeds ((start, max) or None)
     notes: list[str] = field(default_factory=list)
 
 
@@ -173,6 +174,10 @@ def _study_plan(client: MlflowClient, parent: Any) -> tuple[StudyPlan | None, li
             ]
 
 
+def _start_max(seq: dict[str, int] | None) -> tuple[int, int] | None:
+    return None if not seq else (int(seq["start"]), int(seq["max"]))
+
+
 def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
     """The study's trials and per-epoch history from MLflow, and its parent run's settings."""
     client = MlflowClient(tracking_uri)
@@ -215,6 +220,9 @@ def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
         "factor_levels": plan.factor_levels if plan else {},
         "variant_order": variant_order,
         "optuna_storage": tags.get(getattr(names, "OPTUNA_STORAGE", "ablation.optuna_storage")),
+        # The study's decision and sequential seeds (start, max), as plan.json records them.
+        "decision": plan.decision if plan else None,
+        "sequential_seeds": _start_max(plan.sequential_seeds if plan else None),
     }
     return StudyRuns(trials=trials, history=history, parent=info, notes=notes)
 

@@ -8,10 +8,17 @@ Honesty rules kept here:
 - the metric of a trial is its final epoch, or the epoch the study declares, never the best one;
 - only FINISHED trials enter the statistics; stopped, failed and running ones are counted per
   variant and shown, never averaged in;
-- the comparison with the baseline is paired by seed, with a bootstrap CI of the mean paired
-  difference, a paired t-test (Wilcoxon signed-rank beside it when n allows), Holm's correction
-  across the comparisons, Cohen's d_z, and a verdict that says "not enough seeds" rather than
-  guessing when fewer than two pairs exist.
+- the comparison with the baseline is paired by seed: a paired t-test (Wilcoxon signed-rank
+  beside it when n allows), Holm's correction across the comparisons, Cohen's d_z, and a
+  verdict that says "not enough seeds" rather than guessing when fewer than two pairs exist;
+- the interval shown first (`ci_low`/`ci_high`, named by `ci_method`) is the paired t-interval
+  at the level Holm tested the comparison at, so it excludes zero exactly when the verdict is
+  better/worse; its coverage holds from two seeds on. The BCa bootstrap interval is computed
+  only from `BOOTSTRAP_MIN_N` pairs (`boot_ci_low`/`boot_ci_high`, NaN below);
+- with a study's `decision` (min_effect, alpha, power) each comparison is better / worse /
+  equivalent / undecided (`ablation.stats.decide`), with the seeds an undecided one needs; with
+  sequential seeds the verdicts and intervals are those of the group-sequential looks
+  (`ablation.stats.sequential`), replayed from the finished trials.
 """
 
 from __future__ import annotations
@@ -27,6 +34,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from ablation.stats import decide as decisions
+from ablation.stats import sequential
+from ablation.stats.decide import Decision
+from ablation.stats.intervals import (
+    bootstrap_mean_ci,
+    has_spread,
+    holm,
+    holm_levels,
+    t_interval,
+)
 from ablation.track import names
 from ablation.vocabulary.metrics import COMPARABLE_EPOCH, COSTS
 
@@ -40,6 +57,14 @@ WORSE = "worse"
 NO_DIFFERENCE = "no detectable difference at this n"
 NOT_ENOUGH_SEEDS = "not enough seeds"
 NO_BASELINE = "no baseline"
+EQUIVALENT = decisions.EQUIVALENT
+UNDECIDED = decisions.UNDECIDED
+
+# What `ci_method` says the headline interval is.
+CI_T = "paired t"
+CI_T_HOLM = "paired t at Holm's level"
+CI_SEQUENTIAL = "paired t at the sequential look's level"
+CI_MEAN_T = "t"
 
 STATUS_COUNTS = {
     "n_finished": names.STATUS_FINISHED,
@@ -69,71 +94,13 @@ class Summary:
     curves: pd.DataFrame  # learning curves: (variant, metric, epoch) -> n, mean, std
     importance: pd.DataFrame = field(default_factory=pd.DataFrame)  # Optuna's view, optional
     notes: list[str] = field(default_factory=list)
+    decision: Decision | None = None  # the study's `decision:` (min_effect, alpha, power)
+    looks: pd.DataFrame = field(default_factory=pd.DataFrame)  # sequential seeds: one row per
+    # (look, comparison): how each decision was reached
+    plan: pd.DataFrame = field(default_factory=pd.DataFrame)  # seeds each comparison needs
 
 
 # --- small statistics -------------------------------------------------------------------------
-
-
-def t_interval(values: Sequence[float] | np.ndarray, alpha: float = 0.05) -> dict[str, float]:
-    """n, mean, std (ddof=1) and the (1 - alpha) Student-t interval of the mean; NaN where n < 2."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    n = len(x)
-    mean = float(x.mean()) if n else np.nan
-    if n < 2:
-        return {"n": n, "mean": mean, "std": np.nan, "ci_low": np.nan, "ci_high": np.nan}
-    std = float(x.std(ddof=1))
-    half = float(sps.t.ppf(1 - alpha / 2, n - 1)) * std / np.sqrt(n)
-    return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
-
-
-def bootstrap_mean_ci(
-    diffs: Sequence[float] | np.ndarray,
-    *,
-    alpha: float = 0.05,
-    n_resamples: int = 9999,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Bootstrap CI of the mean of paired differences (resampling the pairs), seeded.
-
-    BCa where it is defined, the percentile interval where BCa degenerates (tiny n, ties); a
-    constant sample has the degenerate interval [d, d]. NaN for n < 2.
-    """
-    d = np.asarray(diffs, dtype=float)
-    if len(d) < 2:
-        return (np.nan, np.nan)
-    if np.ptp(d) == 0:
-        return (float(d[0]), float(d[0]))
-    for method in ("BCa", "percentile"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = sps.bootstrap(
-                (d,),
-                np.mean,
-                n_resamples=n_resamples,
-                confidence_level=1 - alpha,
-                method=method,
-                rng=np.random.default_rng(seed),
-            )
-        low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
-        if np.isfinite(low) and np.isfinite(high):
-            return (low, high)
-    return (np.nan, np.nan)
-
-
-def holm(p_values: Sequence[float], alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """Holm-adjusted p-values and rejections; NaN p-values stay NaN and are never rejected."""
-    from statsmodels.stats.multitest import multipletests
-
-    p = np.asarray(p_values, dtype=float)
-    adjusted = np.full(len(p), np.nan)
-    reject = np.zeros(len(p), dtype=bool)
-    ok = np.isfinite(p)
-    if ok.any():
-        rej, adj, _, _ = multipletests(p[ok], alpha=alpha, method="holm")
-        adjusted[ok] = adj
-        reject[ok] = rej
-    return adjusted, reject
 
 
 def verdict(n_pairs: int, mean_diff: float, significant: bool, mode: str) -> str:
@@ -237,8 +204,20 @@ def summarize(
     n_resamples: int = 9999,
     bootstrap_seed: int = 0,
     importance: pd.DataFrame | None = None,
+    decision: Decision | Mapping[str, Any] | None = None,
+    sequential_seeds: tuple[int, int] | None = None,
 ) -> Summary:
-    """The whole ablation summary of one study from its runs frames."""
+    """The whole ablation summary of one study from its runs frames.
+
+    `decision` (the study's ``decision:`` section) turns the verdicts into better / worse /
+    equivalent / undecided; `sequential_seeds` ``(start, max)`` (with `decision`) reads them
+    from the group-sequential looks instead of a fixed-n test.
+    """
+    decision = as_decision(decision)
+    if decision is not None:
+        alpha = decision.alpha
+    if sequential_seeds is not None and decision is None:
+        raise ValueError("sequential seeds need a decision (min_effect, alpha, power)")
     if mode not in ("min", "max"):
         raise ValueError(f"metric mode must be 'min' or 'max', not {mode!r}")
     history = history if history is not None else pd.DataFrame()
@@ -277,6 +256,7 @@ def summarize(
             order=variant_order,
             n_resamples=n_resamples,
             seed=bootstrap_seed,
+            decision=decision,
         ),
         marginal_means=pd.DataFrame(),
         main_effects=pd.DataFrame(),
@@ -285,7 +265,15 @@ def summarize(
         curves=learning_curves(history, values),
         importance=importance if importance is not None else pd.DataFrame(),
         notes=notes,
+        decision=decision,
     )
+    if decision is not None:
+        summary.plan = seeds_plan(summary.comparisons, finished, decision, baseline, metric)
+    if sequential_seeds is not None and decision is not None:
+        plan = sequential.SequentialPlan(*sequential_seeds, decision=decision, mode=mode)
+        summary.comparisons, summary.looks = sequential_comparisons(
+            summary.comparisons, finished, plan, metric=metric, baseline=baseline
+        )
     if factors:
         levels = {
             f: level_order(finished[names.FACTOR_PREFIX + f], (factor_levels or {}).get(f))
@@ -323,12 +311,13 @@ def per_variant(
             row[col] = int((v["status"] == status).sum())
         row["n_other"] = len(v) - sum(row[c] for c in STATUS_COUNTS)
         row["seeds"] = ",".join(str(s) for s in sorted(done["seed"].tolist()))
+        row["ci_method"] = CI_MEAN_T  # every `<metric>.ci_*`: the t-interval of the mean
         for m in metrics:
             for k, x in t_interval(done[m].to_numpy(dtype=float), alpha).items():
                 row[f"{m}.{k}"] = x
         rows.append(row)
     if not rows:
-        counts = ["variant", "n_trials", *STATUS_COUNTS, "n_other", "seeds"]
+        counts = ["variant", "n_trials", *STATUS_COUNTS, "n_other", "seeds", "ci_method"]
         stats_cols = [
             f"{m}.{k}" for m in metrics for k in ("n", "mean", "std", "ci_low", "ci_high")
         ]
@@ -347,6 +336,22 @@ def paired(finished: pd.DataFrame, variant: str, baseline: str, metric: str) -> 
     return both.dropna().sort_index()
 
 
+COMPARISON_COLUMNS = [
+    "variant", "baseline", "metric", "n_pairs", "variant_mean", "baseline_mean", "mean_diff",
+    "ci_low", "ci_high", "ci_level", "ci_method", "boot_ci_low", "boot_ci_high", "t", "p_t",
+    "p_wilcoxon", "p_holm", "effect_dz", "significant", "verdict", "decision", "seeds_needed",
+    "tost_low", "tost_high",
+]  # fmt: skip
+
+
+def as_decision(decision: Decision | Mapping[str, Any] | None) -> Decision | None:
+    """The study's ``decision:`` section (a mapping, as the parent run records it) as a value."""
+    if decision is None or isinstance(decision, Decision):
+        return decision
+    keys = ("min_effect", "alpha", "power", "pilot_sd")
+    return Decision(**{k: decision[k] for k in keys if decision.get(k) is not None})
+
+
 def compare_to_baseline(
     finished: pd.DataFrame,
     *,
@@ -357,20 +362,25 @@ def compare_to_baseline(
     order: Sequence[str] | None = None,
     n_resamples: int = 9999,
     seed: int = 0,
+    decision: Decision | None = None,
 ) -> pd.DataFrame:
-    """Each variant against the baseline, paired by seed, Holm-corrected across variants."""
-    columns = [
-        "variant", "baseline", "metric", "n_pairs", "variant_mean", "baseline_mean",
-        "mean_diff", "ci_low", "ci_high", "t_ci_low", "t_ci_high", "t", "p_t", "p_wilcoxon",
-        "p_holm", "effect_dz", "significant", "verdict",
-    ]  # fmt: skip
+    """Each variant against the baseline, paired by seed, Holm-corrected across variants.
+
+    ``ci_low``/``ci_high`` is the headline interval: the paired t-interval at the level Holm
+    tested the comparison at (``ci_level`` its confidence; 1 - alpha with one comparison), so
+    it excludes zero exactly when the verdict is better or worse. ``boot_ci_*`` is the BCa
+    bootstrap at 1 - alpha, only from `BOOTSTRAP_MIN_N` pairs. With `decision`, ``decision``
+    holds better / worse / equivalent / undecided (``tost_*`` the (1 - 2 alpha) interval the
+    equivalence test reads, ``seeds_needed`` for an undecided one); without it, NaN.
+    """
     variants = [v for v in (order or pd.unique(finished["variant"])) if v != baseline]
     if baseline is None or not variants:
-        return pd.DataFrame(columns=columns)
-    rows = []
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
+    rows, diffs = [], []
     for variant in variants:
         pairs = paired(finished, variant, baseline, metric)
         d = (pairs["variant"] - pairs["baseline"]).to_numpy(dtype=float)
+        diffs.append(d)
         n = len(d)
         row: dict[str, Any] = {
             "variant": variant,
@@ -380,29 +390,16 @@ def compare_to_baseline(
             "variant_mean": float(pairs["variant"].mean()) if n else np.nan,
             "baseline_mean": float(pairs["baseline"].mean()) if n else np.nan,
             "mean_diff": float(d.mean()) if n else np.nan,
-            "t": np.nan,
-            "p_t": np.nan,
             "p_wilcoxon": np.nan,
             "effect_dz": np.nan,
         }
-        row["ci_low"], row["ci_high"] = bootstrap_mean_ci(
+        row["boot_ci_low"], row["boot_ci_high"] = bootstrap_mean_ci(
             d, alpha=alpha, n_resamples=n_resamples, seed=seed
         )
-        # The t-interval beside it: with a handful of seeds the bootstrap has few distinct
-        # resamples and its interval is too narrow; the t-interval is the honest one there.
-        t_ci = t_interval(d, alpha)
-        row["t_ci_low"], row["t_ci_high"] = t_ci["ci_low"], t_ci["ci_high"]
-        if n >= 2:
-            sd = d.std(ddof=1)
-            # Rounding leaves ~1e-15 of spread on differences that are equal (errors are
-            # multiples of 1/n_val): that is no variance, not a huge effect size.
-            if sd > 1e-9 * max(1.0, abs(float(d.mean()))):
-                res = sps.ttest_1samp(d, 0.0)
-                row["t"], row["p_t"] = float(res.statistic), float(res.pvalue)
-                row["effect_dz"] = float(d.mean() / sd)
-            elif abs(float(d.mean())) <= 1e-9:
-                row["t"], row["p_t"] = 0.0, 1.0
-            # else: a constant non-zero difference has no sampling distribution to test; p is NaN
+        # A constant non-zero difference has no sampling distribution to test: p is NaN.
+        row["t"], row["p_t"] = decisions.paired_t(d)
+        if n >= 2 and np.isfinite(row["p_t"]) and row["t"] != 0:
+            row["effect_dz"] = float(d.mean() / d.std(ddof=1))
         # The exact signed-rank test cannot reach p < 0.05 below 6 pairs; it is shown only where
         # it could say something.
         if n >= 6 and np.any(d != 0):
@@ -412,10 +409,138 @@ def compare_to_baseline(
         rows.append(row)
     out = pd.DataFrame(rows)
     out["p_holm"], out["significant"] = holm(out["p_t"].to_numpy(), alpha)
+    levels = holm_levels(out["p_t"].to_numpy(), alpha)
+    method = CI_T if len(out) == 1 else CI_T_HOLM
+    for i, d in enumerate(diffs):
+        # No spread between seeds (n < 2, or a constant difference): no interval to show,
+        # rather than a zero-width one that would contradict the untestable verdict.
+        ci = t_interval(d, levels[i]) if has_spread(d) else {}
+        out.loc[i, "ci_low"] = ci.get("ci_low", np.nan)
+        out.loc[i, "ci_high"] = ci.get("ci_high", np.nan)
+        out.loc[i, "ci_level"] = 1 - levels[i]
+        out.loc[i, "ci_method"] = method
     out["verdict"] = [
         verdict(int(r.n_pairs), r.mean_diff, bool(r.significant), mode) for r in out.itertuples()
     ]
-    return out[columns]
+    out["decision"], out["seeds_needed"] = None, np.nan
+    out["tost_low"], out["tost_high"] = np.nan, np.nan
+    if decision is not None:
+        for i, d in enumerate(diffs):
+            word, needed = decisions.decide(
+                d,
+                significant=bool(out.loc[i, "significant"]),
+                mode=mode,
+                decision=decision,
+                n_comparisons=len(out),
+            )
+            out.loc[i, "decision"], out.loc[i, "seeds_needed"] = word, needed
+            out.loc[i, "tost_low"], out.loc[i, "tost_high"] = decisions.tost_interval(
+                d, decision.alpha
+            )
+            out.loc[i, "verdict"] = word
+    return out[COMPARISON_COLUMNS]
+
+
+PLAN_COLUMNS = ["variant", "n_pairs", "sd", "sd_source", "seeds_needed"]
+
+
+def seeds_plan(
+    comparisons: pd.DataFrame,
+    finished: pd.DataFrame,
+    decision: Decision,
+    baseline: str | None,
+    metric: str,
+) -> pd.DataFrame:
+    """Per comparison: the seeds the declared power at min_effect needs, from its observed
+    paired sd (else the study's pilot_sd), at Holm's first-step level alpha / m."""
+    rows = []
+    m = max(len(comparisons), 1)
+    for variant in comparisons["variant"]:
+        pairs = paired(finished, variant, baseline, metric) if baseline else pd.DataFrame()
+        d = (pairs["variant"] - pairs["baseline"]).to_numpy(dtype=float) if len(pairs) else []
+        d = np.asarray(d, dtype=float)
+        sd, source = (float(d.std(ddof=1)), "observed") if has_spread(d) else (None, "")
+        if sd is None and decision.pilot_sd:
+            sd, source = decision.pilot_sd, "decision.pilot_sd"
+        needed = (
+            decisions.seeds_for_power(
+                sd, decision.min_effect, alpha=decision.alpha / m, power=decision.power
+            )
+            if sd
+            else np.nan
+        )
+        rows.append(
+            {
+                "variant": variant,
+                "n_pairs": len(d),
+                "sd": sd if sd else np.nan,
+                "sd_source": source or "none",
+                "seeds_needed": needed,
+            }
+        )
+    return pd.DataFrame(rows, columns=PLAN_COLUMNS)
+
+
+LOOK_COLUMNS = [
+    "look", "n", "variant", "mean_diff", "ci_low", "ci_high", "level", "p",
+    "equivalence_level", "decision", "seeds_needed",
+]  # fmt: skip
+
+
+def sequential_comparisons(
+    comparisons: pd.DataFrame,
+    finished: pd.DataFrame,
+    plan: sequential.SequentialPlan,
+    *,
+    metric: str,
+    baseline: str | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The comparisons as the sequential looks decided them, and the looks themselves.
+
+    The paired values are replayed in seed order through `ablation.stats.sequential.looks`
+    (the function the driver decides with), so the report shows the decision that was acted
+    on; the headline interval is the one at the level of the comparison's deciding look.
+    """
+    if comparisons.empty or baseline is None:
+        return comparisons, pd.DataFrame(columns=LOOK_COLUMNS)
+    diffs = {}
+    for variant in comparisons["variant"]:
+        pairs = paired(finished, variant, baseline, metric)
+        diffs[variant] = (pairs["variant"] - pairs["baseline"]).to_numpy(dtype=float)
+    history = sequential.looks(plan, diffs)
+    rows = [
+        {"look": k + 1, "n": look.n, "variant": c, **_look_fields(r)}
+        for k, look in enumerate(history)
+        for c, r in look.comparisons.items()
+    ]
+    final = sequential.final_decisions(history)
+    out = comparisons.copy()
+    for i, variant in enumerate(out["variant"]):
+        r = final.get(variant)
+        if r is None:  # fewer seeds than the first look: nothing decided yet
+            out.loc[i, ["ci_low", "ci_high", "ci_level"]] = np.nan
+            out.loc[i, "decision"] = out.loc[i, "verdict"] = sequential.CONTINUE
+            continue
+        out.loc[i, "ci_low"], out.loc[i, "ci_high"] = r.ci_low, r.ci_high
+        out.loc[i, "ci_level"] = 1 - r.level
+        out.loc[i, "ci_method"] = CI_SEQUENTIAL
+        out.loc[i, "significant"] = r.decision in (decisions.BETTER, decisions.WORSE)
+        out.loc[i, "decision"] = out.loc[i, "verdict"] = r.decision
+        out.loc[i, "seeds_needed"] = r.seeds_needed
+    return out, pd.DataFrame(rows, columns=LOOK_COLUMNS)
+
+
+def _look_fields(r: sequential.ComparisonLook) -> dict[str, Any]:
+    return {
+        "mean_diff": r.mean_diff,
+        "ci_low": r.ci_low,
+        "ci_high": r.ci_high,
+        "level": r.level,
+        "p": r.p,
+        "equivalence_level": r.equivalence_level,
+        "decision": r.decision,
+        "seeds_needed": r.seeds_needed,
+    }
 
 
 def learning_curves(history: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:

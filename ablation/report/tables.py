@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ablation.report.stats import Summary
+from ablation.stats.intervals import BOOTSTRAP_MIN_N
 
 PM = "±"  # the exporters swap this for their own notation (LaTeX: $\pm$)
 
@@ -127,28 +128,83 @@ def variants_numeric(summary: Summary) -> pd.DataFrame:
     return out
 
 
+def ci_label(level: object, method: str = "t") -> str:
+    """``95% CI (t)``; the level as a percentage, one decimal only where it needs one."""
+    if not _ok(level):
+        return f"CI ({method})"
+    pct = float(level) * 100
+    text = f"{pct:.0f}" if abs(pct - round(pct)) < 0.05 else f"{pct:.1f}"
+    return f"{text}% CI ({method})"
+
+
 def comparisons_display(summary: Summary) -> pd.DataFrame:
+    """Display form of the comparisons: the headline (t) interval first, at its level."""
     m = metric_label(summary.metric)
+    decided = summary.decision is not None
     rows = []
     for r in summary.comparisons.to_dict("records"):
-        rows.append(
+        row = {
+            "Variant": r["variant"],
+            "Pairs": int(r["n_pairs"]),
+            f"Δ {m}": fmt_signed(r["mean_diff"]),
+            "CI (t)": fmt_ci(r["ci_low"], r["ci_high"]),
+            "Level": f"{float(r['ci_level']) * 100:.1f}%" if _ok(r["ci_level"]) else "–",
+            "95% CI (BCa bootstrap)": fmt_ci(r["boot_ci_low"], r["boot_ci_high"]),
+            "p (paired t)": fmt_p(r["p_t"]),
+            "p (Wilcoxon)": fmt_p(r["p_wilcoxon"]),
+            "p (Holm)": fmt_p(r["p_holm"]),
+            "d_z": fmt(r["effect_dz"]),
+            "Verdict": r["verdict"],
+        }
+        if decided:
+            row["Seeds needed"] = fmt(r["seeds_needed"], 0)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    comp = summary.comparisons
+    if len(out) and comp["p_wilcoxon"].isna().all():
+        out = out.drop(columns="p (Wilcoxon)")  # fewer than 6 pairs everywhere: nothing to show
+    if len(out) and comp[["boot_ci_low", "boot_ci_high"]].isna().all().all():
+        out = out.drop(columns="95% CI (BCa bootstrap)")  # too few pairs for it to hold
+    if len(out) and "Seeds needed" in out and comp["seeds_needed"].isna().all():
+        out = out.drop(columns="Seeds needed")
+    return out
+
+
+def looks_display(summary: Summary) -> pd.DataFrame:
+    """How the sequential decisions were reached: one row per (look, comparison)."""
+    return pd.DataFrame(
+        [
+            {
+                "Look": int(r["look"]),
+                "Seeds": int(r["n"]),
+                "Variant": r["variant"],
+                "Δ": fmt_signed(r["mean_diff"]),
+                "CI (t)": fmt_ci(r["ci_low"], r["ci_high"]),
+                "Level": f"{(1 - float(r['level'])) * 100:.1f}%" if _ok(r["level"]) else "–",
+                "p (paired t)": fmt_p(r["p"]),
+                "Decision": r["decision"],
+            }
+            for r in summary.looks.to_dict("records")
+        ]
+    )
+
+
+def plan_display(summary: Summary) -> pd.DataFrame:
+    """The seeds each comparison would need (the report's `plan` section)."""
+    plan = summary.plan
+    if plan is None or plan.empty:
+        return pd.DataFrame()
+    return pd.DataFrame(
+        [
             {
                 "Variant": r["variant"],
-                "Pairs": int(r["n_pairs"]),
-                f"Δ {m}": fmt_signed(r["mean_diff"]),
-                "95% CI (bootstrap)": fmt_ci(r["ci_low"], r["ci_high"]),
-                "95% CI (t)": fmt_ci(r["t_ci_low"], r["t_ci_high"]),
-                "p (paired t)": fmt_p(r["p_t"]),
-                "p (Wilcoxon)": fmt_p(r["p_wilcoxon"]),
-                "p (Holm)": fmt_p(r["p_holm"]),
-                "d_z": fmt(r["effect_dz"]),
-                "Verdict": r["verdict"],
+                "Paired sd": fmt(r["sd"]),
+                "Seeds needed": fmt(r["seeds_needed"], 0),
+                "Seeds now": fmt(r["n_pairs"], 0),
             }
-        )
-    out = pd.DataFrame(rows)
-    if len(out) and summary.comparisons["p_wilcoxon"].isna().all():
-        out = out.drop(columns="p (Wilcoxon)")  # fewer than 6 pairs everywhere: nothing to show
-    return out
+            for r in plan.to_dict("records")
+        ]
+    )
 
 
 def variants_display(summary: Summary) -> pd.DataFrame:
@@ -262,10 +318,21 @@ def sections(summary: Summary) -> list[Section]:
             "comparisons",
             f"Against the baseline ({summary.baseline})",
             comparisons_display(summary),
-            f"Δ = variant − baseline in {m} ({direction}), paired by seed; CIs per comparison "
-            "(with few seeds the bootstrap CI is too narrow: read the t CI); verdict from the "
-            f"paired t-test, Holm-corrected across {len(summary.comparisons)} comparisons at "
-            f"α = {summary.alpha}.",
+            comparisons_caption(summary, m, direction),
+        ),
+        Section(
+            "looks",
+            "How the decisions were reached (sequential seeds)",
+            looks_display(summary),
+            "Each look tests the comparisons still open at its group-sequential level (alpha "
+            "spent over the planned looks, Holm's share passed on when one is decided); a "
+            "decided comparison takes no more seeds.",
+        ),
+        Section(
+            "plan",
+            "Plan: seeds each comparison needs",
+            plan_display(summary),
+            plan_caption(summary),
         ),
         Section(
             "variants",
@@ -305,6 +372,39 @@ def sections(summary: Summary) -> list[Section]:
     return [s for s in out if not s.table.empty]
 
 
+def comparisons_caption(summary: Summary, m: str, direction: str) -> str:
+    n = len(summary.comparisons)
+    text = (
+        f"Δ = variant − baseline in {m} ({direction}), paired by seed. CI (t): the paired "
+        f"t-interval at the level Holm's correction across {n} comparisons tested it at "
+        f"(α = {summary.alpha}), so it excludes 0 exactly when the verdict is better or worse. "
+        f"The BCa bootstrap CI is shown only from {BOOTSTRAP_MIN_N} pairs, where its coverage "
+        "holds."
+    )
+    d = summary.decision
+    if d is not None:
+        text += (
+            f" Verdicts against min_effect = {d.min_effect:g}: equivalent when the "
+            f"{(1 - 2 * d.alpha) * 100:.0f}% t-interval lies inside ±{d.min_effect:g} (TOST "
+            f"at α = {d.alpha}); undecided with the seeds a power of {d.power:g} at min_effect "
+            "needs."
+        )
+    if not summary.looks.empty:
+        text += " Sequential seeds: intervals and verdicts are those of the deciding look."
+    return text
+
+
+def plan_caption(summary: Summary) -> str:
+    d = summary.decision
+    if d is None:
+        return ""
+    return (
+        f"Seeds per variant for power {d.power:g} to detect min_effect = {d.min_effect:g} with "
+        f"the two-sided paired t-test at α / m (Holm's first step), from each comparison's "
+        "observed paired sd."
+    )
+
+
 def verdict_lines(summary: Summary, pm: str = PM) -> list[str]:
     """One plain line per comparison, as `ablation run` prints at the end."""
     lines = []
@@ -312,11 +412,17 @@ def verdict_lines(summary: Summary, pm: str = PM) -> list[str]:
         if r["n_pairs"] < 2:
             lines.append(f"{r['variant']} vs {r['baseline']}: {r['verdict']} ({r['n_pairs']} pair)")
             continue
+        boot = ""
+        if _ok(r["boot_ci_low"]):
+            boot = f", 95% CI BCa bootstrap {fmt_ci(r['boot_ci_low'], r['boot_ci_high'])}"
+        needs = ""
+        if r.get("decision") == "undecided" and _ok(r.get("seeds_needed")):
+            needs = f"; needs about {int(r['seeds_needed'])} seeds"
         lines.append(
             f"{r['variant']} vs {r['baseline']}: Δ {summary.metric} {fmt_signed(r['mean_diff'])} "
-            f"(95% CI bootstrap {fmt_ci(r['ci_low'], r['ci_high'])}, "
-            f"t {fmt_ci(r['t_ci_low'], r['t_ci_high'])}; p_holm {fmt_p(r['p_holm'])}, "
-            f"d_z {fmt(r['effect_dz'])}, n={r['n_pairs']}): {r['verdict']}"
+            f"({ci_label(r['ci_level'])} {fmt_ci(r['ci_low'], r['ci_high'])}{boot}; "
+            f"p_holm {fmt_p(r['p_holm'])}, d_z {fmt(r['effect_dz'])}, n={r['n_pairs']}): "
+            f"{r['verdict']}{needs}"
         )
     counts = summary.variants[["n_stopped", "n_failed", "n_other"]].sum()
     if counts.sum():

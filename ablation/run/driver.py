@@ -23,6 +23,7 @@ from ablation.run.progress import Printer, Progress
 from ablation.run.ray_session import start_ray
 from ablation.run.reconcile import StudyTrials
 from ablation.run.search import Ledger
+from ablation.run.sequential import SeedSequence
 from ablation.run.signals import stop_like_ctrl_c
 from ablation.run.tune import run_with_tune, set_tune_environment
 from ablation.study import Study, factor_space
@@ -107,6 +108,7 @@ def _run_study(
     result = RunResult(study.study, uri, storage, parent_run_id)
     trials = StudyTrials(study, writer, ledger, space, result)
     trials.reconcile()
+    sequence = SeedSequence(study, trials, writer) if study.sequential_seeds else None
     writer.set_total(len(trials.known) + trials.sample_budget() * len(study.seeds))
     progress, printer = _progress(study, trials, out)
     if resumed:
@@ -117,7 +119,7 @@ def _run_study(
 
     status = "FINISHED"
     try:
-        if trials.pending or trials.samples_left():
+        if trials.pending or trials.samples_left() or sequence and sequence.wants_more():
             result.ray_seconds = -time.monotonic()
             run_with_tune(
                 study,
@@ -129,6 +131,7 @@ def _run_study(
                 result,
                 results_dir=stores.results_dir(uri),
                 max_concurrent=max_concurrent,
+                sequence=sequence,
             )
             result.ray_seconds += time.monotonic()
         else:

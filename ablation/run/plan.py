@@ -23,4 +23,10 @@ def study_plan(study: Study) -> StudyPlan:
         factor_values=space,
         variants=[v.name for v in all_variants(study)],
         seeds=list(study.seeds),
+        decision=study.decision.model_dump(mode="json") if study.decision else None,
+        sequential_seeds=(
+            {"start": seq.start, "max": seq.max}
+            if (seq := study.sequential_seeds) is not None
+            else None
+        ),
     )

@@ -15,7 +15,14 @@ from typing import Any
 from ablation.run.outcome import RunResult, TrialOutcome
 from ablation.run.progress import Printer, Progress
 from ablation.run.search import Ledger, objective_values, sampled_variants
-from ablation.study import Study, expand, trials_for_variant, variant_from_levels
+from ablation.study import (
+    Study,
+    all_variants,
+    expand,
+    seed_trials,
+    trials_for_variant,
+    variant_from_levels,
+)
 from ablation.track import names
 from ablation.track.writer import StudyWriter, TrialRun
 
@@ -41,6 +48,10 @@ class StudyTrials:
         self.variant_of: dict[str, str] = {}
         self._sampled_before: list[dict[str, Any]] = []
 
+    def add(self, specs: list[Any]) -> None:
+        """Trials the study has beyond those reconciled (sequential seeds: a look's)."""
+        self._add(specs)
+
     def _add(self, specs: list[Any]) -> None:
         for spec in specs:
             self.known.setdefault(spec.trial_id, spec)
@@ -50,6 +61,8 @@ class StudyTrials:
         """Find what the stores hold of this study; sets `known`, `done` and `pending`."""
         study, ledger = self.study, self.ledger
         self._add(expand(study))
+        if study.sequential_seeds is not None:
+            self._add_later_seeds()
         ledger.recover()
         if study.design == "optuna":
             designed = [spec.levels for spec in self.known.values()]  # e.g. the baseline
@@ -60,6 +73,19 @@ class StudyTrials:
         self._reuse_from_other_studies()
         self._record_done_in_optuna()
         self.pending = [s for t, s in self.known.items() if t not in self.done]
+
+    def _add_later_seeds(self) -> None:
+        """Sequential seeds: the trials beyond the first `start` seeds that an earlier run
+        finished are known trials too, so they are kept and never run twice. (Those it left
+        unfinished are not: their runs are discarded, and the replayed looks ask again.)"""
+        seq = self.study.sequential_seeds
+        variants = [v.name for v in all_variants(self.study)]
+        later = seed_trials(self.study, variants, range(seq.start, seq.max))
+        finished = {
+            t for t, runs in self.writer.trial_runs().items()
+            if any(r.status in DONE_STATUSES for r in runs)
+        }  # fmt: skip
+        self._add([s for s in later if s.trial_id in finished])
 
     def _keep_finished_runs(self) -> None:
         """This study's child runs: keep the finished, delete the stale (their trials rerun)."""

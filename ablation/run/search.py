@@ -248,6 +248,10 @@ class TrialQueue:
     def __len__(self) -> int:
         return len(self._pending)
 
+    def extend(self, specs: list[Any]) -> None:
+        """More trials to run after those pending (sequential seeds: the next look's)."""
+        self._pending.extend(specs)
+
     @property
     def may_sample(self) -> bool:
         """Whether the sampler may still propose variants (it has not said it is done)."""

@@ -30,6 +30,7 @@ from ablation.run.progress import Printer, Progress
 from ablation.run.ray_session import slots
 from ablation.run.reconcile import StudyTrials
 from ablation.run.search import Ledger, TrialQueue
+from ablation.run.sequential import WAIT, SeedSequence, SequenceCallback, SequentialQueue
 from ablation.track import names
 from ablation.track.writer import StudyWriter
 
@@ -58,9 +59,11 @@ def run_with_tune(
     *,
     results_dir: Path,
     max_concurrent: int | None,
+    sequence: SeedSequence | None = None,
 ) -> None:
     """Run the pending (and, for design optuna, sampled) trials; sets `result.interrupted`
-    when Tune stopped before the study's trials were all handed out and ended."""
+    when Tune stopped before the study's trials were all handed out and ended. With
+    `sequence` (sequential seeds), the looks add trials until the sequence has ended."""
     from ablation.run.trainable import run_trial  # imports torch: only when trials run
 
     log_path = results_dir / f"{study.study}.log"
@@ -74,6 +77,8 @@ def run_with_tune(
         is_done=lambda trial_id: trial_id in trials.done,
         sample=(lambda: trials.sampler(progress, printer)) if trials.samples_left() else None,
     )
+    if sequence is not None:
+        queue = SequentialQueue(queue, sequence, trials, progress, printer, writer)
     assignments: Assignments = {}
     mlflow = MlflowCallback(assignments, writer)
     outcomes = ResultCallback(assignments, result, mlflow.run_ids)
@@ -83,6 +88,8 @@ def run_with_tune(
         ProgressCallback(assignments, progress, printer, study.metric.name),
         outcomes,
     ]
+    if sequence is not None:
+        callbacks.append(SequenceCallback(assignments, study, sequence))
     searcher = QueueSearcher(queue, assignments, trial_config(res))
     tuner = tune.Tuner(
         tune.with_resources(run_trial, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}),
@@ -119,8 +126,13 @@ def run_with_tune(
     if outcomes.unfinished():  # Tune stopped early: Ctrl-C (its handler ends fit())
         result.interrupted = True
         _end_running(callbacks)
-    elif len(queue) or trials.samples_left() and queue.may_sample:
+    elif len(queue) or trials.samples_left() and queue.may_sample or _still_open(sequence):
         result.interrupted = True
+
+
+def _still_open(sequence: SeedSequence | None) -> bool:
+    """Sequential seeds whose looks have not ended (Tune stopped before they did)."""
+    return sequence is not None and not sequence.ended
 
 
 def _end_running(callbacks: list[Any]) -> None:
@@ -156,7 +168,9 @@ def asha(study: Any, printer: Printer) -> Any:
 class QueueSearcher(Searcher):
     """Tune's view of the TrialQueue: `suggest` hands out the next trial, or FINISHED."""
 
-    def __init__(self, queue: TrialQueue, assignments: Assignments, config: dict) -> None:
+    def __init__(
+        self, queue: TrialQueue | SequentialQueue, assignments: Assignments, config: dict
+    ) -> None:
         super().__init__(metric=None, mode=None)
         self.queue = queue
         self.assignments = assignments
@@ -173,6 +187,8 @@ class QueueSearcher(Searcher):
         item = self.queue.next()
         if item is None:
             return self.FINISHED
+        if item == WAIT:  # sequential seeds: the look's trials are still running
+            return None
         spec, number = item
         self.assignments[trial_id] = Assigned(spec, number)
         return {

@@ -21,6 +21,7 @@ from ablation.study.design import (
     level_label,
     levels_from_labels,
     named_variants,
+    seed_trials,
     variant_from_levels,
 )
 from ablation.study.load import (
@@ -55,6 +56,7 @@ __all__ = [
     "load_study",
     "named_variants",
     "parse_study",
+    "seed_trials",
     "trial_id",
     "trial_table",
     "trials_for_variant",

@@ -430,3 +430,20 @@ def expand(study: Study) -> list[TrialSpec]:
     per_variant = [trials_for_variant(study, v) for v in all_variants(study)]
     by_seed = zip(*per_variant, strict=True) if per_variant else []
     return [trial for seed_trials in by_seed for trial in seed_trials]
+
+
+def seed_trials(study: Study, variants: Iterable[str], seeds: Iterable[int]) -> list[TrialSpec]:
+    """The trials of the named variants for `seeds`, seed by seed in the order of `expand`.
+
+    Sequential seeds: a look asks for more seeds of the comparisons still open (and of the
+    baseline, so the pairs stay paired); this maps that answer to the trials to run. Raises
+    KeyError for a name that is not one of the study's variants.
+    """
+    wanted = set(variants)
+    chosen = [v for v in all_variants(study) if v.name in wanted]
+    missing = wanted - {v.name for v in chosen}
+    if missing:
+        raise KeyError(f"not variants of study {study.study!r}: {sorted(missing)}")
+    seeds = list(seeds)
+    per_variant = [trials_for_variant(study, v, seeds) for v in chosen]
+    return [t for seed_trials in zip(*per_variant, strict=True) for t in seed_trials]

@@ -142,11 +142,28 @@ class _Problems:
         self, exc: ValidationError, prefix: Loc = (), model: type[BaseModel] = Study
     ) -> None:
         for err in exc.errors():
-            loc = prefix + tuple(err["loc"])
+            loc = _without_union_tag(prefix + tuple(err["loc"]), err)
+            if loc is None:
+                continue
+            err = {**err, "loc": loc[len(prefix) :]}
             self.add(loc, _message(err, model))
 
     def __bool__(self) -> bool:
         return bool(self.items)
+
+
+def _without_union_tag(loc: Loc, err: dict[str, Any]) -> Loc | None:
+    """`seeds` is a list or {start, max}: name the problem by the form that was written (drop
+    pydantic's union member from the key path, and the other member's complaint)."""
+    if len(loc) < 2 or loc[0] != "seeds" or not isinstance(loc[1], str):
+        return loc
+    if loc[1].startswith("list["):
+        return None if len(loc) == 2 and isinstance(err.get("input"), dict) else (loc[0], *loc[2:])
+    if loc[1] == "SequentialSeeds":
+        return (
+            None if len(loc) == 2 and not isinstance(err.get("input"), dict) else (loc[0], *loc[2:])
+        )
+    return loc
 
 
 def _message(err: dict[str, Any], model: type[BaseModel]) -> str:
@@ -451,6 +468,7 @@ def _check_design(study: Study, problems: _Problems) -> None:
                 fractional_design(study)
             except DesignError as exc:
                 problems.add(exc.key, exc.message)
+    _check_decision(study, problems)
     es = study.early_stopping
     if es is not None:
         if study.metric.name not in COMPARABLE_EPOCH:
@@ -464,6 +482,33 @@ def _check_design(study: Study, problems: _Problems) -> None:
                 f"{es.grace_epochs} is past train.epochs = {study.train.epochs}; "
                 "nothing would stop early",
             )
+
+
+def _check_decision(study: Study, problems: _Problems) -> None:
+    """Sequential seeds need a decision to stop on, start <= max, and no ASHA."""
+    seq = study.sequential_seeds
+    if seq is None:
+        return
+    if study.decision is None:
+        problems.add(
+            ("seeds",),
+            "{start, max} adds seeds until each comparison is decided, so it needs a "
+            "decision section: decision: {min_effect: ..., alpha: 0.05, power: 0.8}",
+        )
+    if seq.start > seq.max:
+        problems.add(("seeds", "start"), f"start {seq.start} is past max = {seq.max}")
+    if study.early_stopping is not None:
+        problems.add(
+            ("early_stopping",),
+            "cannot be used with sequential seeds (seeds: {start, max}): ASHA stops trials "
+            "by their early epochs, so the final-epoch pairs the sequential looks test would "
+            "be missing; remove early_stopping or give seeds as a list",
+        )
+    if study.design == "optuna":
+        problems.add(
+            ("seeds",),
+            "sequential seeds need the variants fixed in advance; design optuna samples them",
+        )
 
 
 def _check_variant_set(study: Study, problems: _Problems) -> None:
@@ -548,7 +593,9 @@ def validate_files(paths: Iterable[str], *, check_data: bool = True) -> int:
 def _summary(study: Study) -> str:
     from ablation.study.design import design_variants
 
-    seeds = len(study.seeds)
+    seeds: int | str = len(study.seeds)
+    if study.sequential_seeds is not None:
+        seeds = f"{study.sequential_seeds.start}-{study.sequential_seeds.max} (sequential)"
     named = len(study.variants)
     if study.design == "optuna":
         return (
@@ -556,7 +603,10 @@ def _summary(study: Study) -> str:
             f"+ {named} named variants x {seeds} seeds, baseline {study.baseline}"
         )
     n = len(design_variants(study)) + named
+    total = n * len(study.seeds)
+    if study.sequential_seeds is not None:
+        total = f"{total}-{n * study.sequential_seeds.max}"
     return (
-        f"study {study.study}, {study.design}: {n} variants x {seeds} seeds = {n * seeds} "
+        f"study {study.study}, {study.design}: {n} variants x {seeds} seeds = {total} "
         f"trials, baseline {study.baseline}"
     )

@@ -1,4 +1,5 @@
-"""The trial table of `ablation run FILE --dry-run`: what a study would run, and at what cost.
+"""The trial table of `ablation run FILE --dry-run`: what a study would run, and at what cost;
+with a `decision`, the power plan: the seeds each comparison needs.
 
 One row per trial (variant x seed) with its factor levels, trial id, parameters and GFLOPs.
 The cost is measured on the built model (ablation.profile.profile_model) at the study's image
@@ -7,11 +8,13 @@ size, once per distinct model (seeds do not change it). Nothing is trained or st
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ablation.stats.decide import seeds_for_power
 from ablation.study.design import (
     all_variants,
     factor_names,
@@ -148,3 +151,71 @@ def format_trial_table(df: pd.DataFrame) -> str:
     text = shown.to_string(index=False) if len(shown) else "(no trials)"
     notes = df.attrs.get("notes", [])
     return "\n".join([text, "", *notes]) if notes else text
+
+
+# --- power planning ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairedSd:
+    """A paired sd to plan with, and where it came from (said in the plan)."""
+
+    sd: float
+    source: str  # e.g. "study cbam-pilot (shares the baseline's trial ids)", "decision.pilot_sd"
+    seconds_per_trial: float | None = None  # mean train time of the trials it came from
+
+
+def power_plan(study: Study, trials: pd.DataFrame, earlier: PairedSd | None = None) -> list[str]:
+    """The lines `ablation run FILE --dry-run` prints under the trial table for a study with a
+    `decision`: per comparison the seeds its declared power at min_effect needs (Holm's
+    correction accounted for at its first step, alpha / m), the trials and time that implies.
+
+    The paired sd comes from `earlier` (an earlier study in the same store, found by the
+    command's adapter), else `decision.pilot_sd`; with neither the plan says so and suggests a
+    pilot. Empty without a `decision`.
+    """
+    d = study.decision
+    if d is None:
+        return []
+    variants = list(pd.unique(trials["variant"])) if len(trials) else []
+    compared = [v for v in variants if v != study.baseline]
+    m = max(len(compared), 1)
+    lines = [
+        f"power plan: min_effect {d.min_effect:g} ({study.metric.name}), alpha {d.alpha:g} "
+        f"(Holm over {m} comparison{'s' if m != 1 else ''}: planned at alpha / {m} = "
+        f"{d.alpha / m:.4g}), power {d.power:g}"
+    ]
+    plan_sd = earlier
+    if plan_sd is None and d.pilot_sd is not None:
+        plan_sd = PairedSd(d.pilot_sd, "decision.pilot_sd")
+    if plan_sd is None:
+        return lines + [
+            "  no paired sd to plan with: no earlier study in this store shares the baseline's "
+            "trial ids or its data set and backbone, and decision.pilot_sd is not set;",
+            "  run a pilot first (e.g. seeds: [0, 1, 2]) or set decision.pilot_sd "
+            "(the sd of variant - baseline differences over seeds, in metric units)",
+        ]
+    n = seeds_for_power(plan_sd.sd, d.min_effect, alpha=d.alpha / m, power=d.power)
+    lines.append(f"  paired sd {plan_sd.sd:.3g} from {plan_sd.source}")
+    for v in compared:
+        lines.append(f"  {v} vs {study.baseline}: {n} seeds")
+    total = n * len(variants)
+    cost = f"  {n} seeds x {len(variants)} variants = {total} trials"
+    if plan_sd.seconds_per_trial:
+        minutes = total * plan_sd.seconds_per_trial / 60
+        cost += (
+            f", about {minutes:.0f} min of trial time (at {plan_sd.seconds_per_trial:.0f} s each)"
+        )
+    lines.append(cost)
+    seq = study.sequential_seeds
+    if seq is not None:
+        lines.append(
+            f"  sequential seeds {seq.start}..{seq.max}: at most {seq.max * len(variants)} "
+            "trials; decided comparisons stop early"
+            + ("" if seq.max >= n else f"; max {seq.max} < {n}: expect undecided comparisons")
+        )
+    else:
+        have = len(study.seeds)
+        if have < n:
+            lines.append(f"  the study runs {have} seeds: fewer than the {n} planned")
+    return lines

@@ -210,6 +210,29 @@ class EarlyStoppingConfig(_Model):
     reduction_factor: Annotated[float, Field(gt=1)] = 3.0
 
 
+class DecisionConfig(_Model):
+    """`decision:` the smallest effect worth finding (metric units) and the error rates; with it
+    every comparison ends better, worse, equivalent or undecided (docs/study-file.md)."""
+
+    min_effect: Annotated[float, Field(gt=0)]
+    alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
+    power: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    pilot_sd: Annotated[float, Field(gt=0)] | None = None
+
+
+class SequentialSeeds(_Model):
+    """`seeds: {start, max}`: run seeds 0..start-1 of every variant, then one more seed at a time
+    for the comparisons still undecided (and the baseline), up to max seeds."""
+
+    start: Annotated[int, Field(ge=2)]
+    max: Annotated[int, Field(ge=2, le=200)]
+
+    @property
+    def all_seeds(self) -> list[int]:
+        """Every seed the sequence may run, in order (seed values 0 .. max - 1)."""
+        return list(range(self.max))
+
+
 class ResourcesConfig(_Model):
     cpus_per_trial: Annotated[float, Field(gt=0)] = 1.0
     gpus_per_trial: Annotated[float, Field(ge=0)] = 0.0
@@ -253,7 +276,10 @@ class Study(_Model):
     factors: dict[str, list[Any]] = {}
     variants: list[dict[str, Any]] = []
     baseline: str | None = None
-    seeds: list[Annotated[int, Field(ge=0)]] = [0]
+    # A list of seeds, or {start, max} for sequential seeds; a loaded study always holds the
+    # list (the first `start` seeds), and `sequential_seeds` the {start, max}.
+    seeds: list[Annotated[int, Field(ge=0)]] | SequentialSeeds = [0]
+    decision: DecisionConfig | None = None
     search: SearchConfig = SearchConfig()
     fractional: FractionalConfig | None = None
     early_stopping: EarlyStoppingConfig | None = None
@@ -276,8 +302,23 @@ class Study(_Model):
 
     @field_validator("seeds")
     @classmethod
-    def _seeds(cls, v: list[int]) -> list[int]:
-        return _distinct(v)
+    def _seeds(cls, v: list[int] | SequentialSeeds) -> list[int] | SequentialSeeds:
+        return _distinct(v) if isinstance(v, list) else v
+
+    _sequential: SequentialSeeds | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _seed_list(self) -> Study:
+        # The driver, the plan and the trial ids read `seeds` as the seeds to run now.
+        if isinstance(self.seeds, SequentialSeeds):
+            self._sequential = self.seeds
+            self.seeds = list(range(self.seeds.start))
+        return self
+
+    @property
+    def sequential_seeds(self) -> SequentialSeeds | None:
+        """`seeds: {start, max}` when the study adds seeds until each comparison is decided."""
+        return self._sequential
 
     def base_config(self) -> dict[str, Any]:
         """The base sections (dataset/model/train/metric) as plain data, before the defaults

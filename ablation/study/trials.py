@@ -25,6 +25,7 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,8 +158,11 @@ def resolve_config(study: Study, overrides: dict[str, Any]) -> dict[str, Any]:
     return fill_defaults({s: getattr(checked, s).model_dump(mode="json") for s in CONFIG_SECTIONS})
 
 
-def trials_for_variant(study: Study, variant: Variant) -> list[TrialSpec]:
-    """The variant's trials, one per seed of the study, in the order of `study.seeds`."""
+def trials_for_variant(
+    study: Study, variant: Variant, seeds: Sequence[int] | None = None
+) -> list[TrialSpec]:
+    """The variant's trials, one per seed of the study, in the order of `study.seeds`; or one
+    per seed of `seeds` (sequential seeds: the seeds a look asks for beyond the first ones)."""
     config = resolve_config(study, variant.overrides)
     return [
         TrialSpec(
@@ -169,5 +173,5 @@ def trials_for_variant(study: Study, variant: Variant) -> list[TrialSpec]:
             levels=dict(variant.levels),
             config=config,
         )
-        for seed in study.seeds
+        for seed in (study.seeds if seeds is None else seeds)
     ]

@@ -16,6 +16,7 @@ GIT_COMMIT = "mlflow.source.git.commit"
 STUDY_ARTIFACT_DIR = "study"
 DASHBOARD_ARTIFACT = "dashboard.html"  # the study dashboard, logged on the parent run
 PLAN_ARTIFACT = "plan.json"  # the study's plan (ablation.track.plan.StudyPlan), at the root
+LOOKS_ARTIFACT = "looks.json"  # sequential seeds: every look so far (Look.to_record()), at the root
 STUDY_FILE = "ablation.study_file"  # the study file's path as given to `ablation run`
 VERSION_PREFIX = "version."  # version.<package> = installed version (torch, ray, ...)
 TRIALS_TOTAL = "ablation.trials_total"  # trials the study has (grows as a sampler picks)

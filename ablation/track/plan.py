@@ -25,7 +25,9 @@ def source_hash(source: bytes) -> str:
 @dataclass(frozen=True)
 class StudyPlan:
     """One study's plan. `factor_levels`: each factor's level labels in declared order;
-    `factor_values`: the same levels as values; `variants`: variant names in run order."""
+    `factor_values`: the same levels as values; `variants`: variant names in run order.
+    `decision` and `sequential_seeds` are optional keys: a reader of version 1 without them
+    ignores them, and a plan recorded without them reads back as None."""
 
     study: str
     study_hash: str
@@ -38,6 +40,10 @@ class StudyPlan:
     factor_values: dict[str, list[Any]] = field(default_factory=dict)
     variants: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
+    # The study's `decision:` {min_effect, alpha, power, pilot_sd} and, for sequential seeds,
+    # {start, max} (`seeds` then holds the first `start`); None when the file has neither.
+    decision: dict[str, Any] | None = None
+    sequential_seeds: dict[str, int] | None = None
     version: int = PLAN_VERSION
 
     def to_json(self) -> str:

@@ -189,6 +189,15 @@ class StudyWriter:
             tags[f"{names.VERSION_PREFIX}{package}"] = version
         return tags
 
+    def log_looks(self, looks: list[dict[str, Any]]) -> None:
+        """Sequential seeds: every look so far (plain records), replacing the earlier list.
+
+        Rewritten whole after each look: the looks are a replay from the finished trials, so
+        the latest list is the whole record (a kill and rerun writes the same looks again).
+        """
+        text = json.dumps({"looks": looks}, indent=2, allow_nan=False)
+        self.client.log_text(self.parent_run_id, text, names.LOOKS_ARTIFACT)
+
     def set_total(self, total: int) -> None:
         """How many trials the study has (read by `ablation status` for "left")."""
         self.client.set_tag(self.parent_run_id, names.TRIALS_TOTAL, str(total))

@@ -85,3 +85,36 @@ def test_dry_run_through_the_cli(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("plain") >= 2 and "gflops" in out
     assert not (tmp_path / "m.db").exists()
+
+
+def test_power_plan_prints_the_seeds_needed(tmp_path, capsys):
+    pytest.importorskip("ablation.run.driver")
+    from ablation.cli import main
+
+    path = tmp_path / "plan.yaml"
+    path.write_text(
+        SMALL.replace("seeds: [0, 1]", "seeds: {start: 3, max: 12}\n")
+        + "decision: {min_effect: 2.0, pilot_sd: 1.5}\n"
+    )
+    uri = f"sqlite:///{tmp_path}/m.db"
+    assert main(["run", str(path), "--dry-run", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    # sd 1.5, effect 2, alpha 0.05 / 2 comparisons, power 0.8: 9 seeds (noncentral t).
+    assert "paired sd 1.5 from decision.pilot_sd" in out
+    assert "kernel_size=3 vs plain: 9 seeds" in out and "27 trials" in out
+    assert not (tmp_path / "m.db").exists()
+
+
+def test_power_plan_without_an_sd_suggests_a_pilot():
+    from ablation.study.plan import PairedSd, power_plan
+
+    study = parse_study(SMALL + "decision: {min_effect: 1.0}\n")
+    table = trial_table(study, cost=False)
+    lines = power_plan(study, table)
+    assert any("run a pilot first" in x for x in lines)
+    lines = power_plan(study, table, PairedSd(1.0, "study old (same data set and backbone)", 30))
+    assert any("from study old (same data set and backbone)" in x for x in lines)
+    assert any("kernel_size=7 vs plain: 13 seeds" in x for x in lines)
+    assert any("39 trials, about 20 min" in x for x in lines)
+    assert any("fewer than the 13 planned" in x for x in lines)
+    assert power_plan(parse_study(SMALL), table) == []

@@ -205,6 +205,40 @@ MALFORMED = [
         4,
         "dataset.clutter",
     ),
+    (
+        "sequential-seeds-without-decision",
+        GOOD.replace("seeds: [0, 1]", "seeds: {start: 3, max: 12}"),
+        16,
+        "seeds",
+    ),
+    (
+        "sequential-start-past-max",
+        GOOD.replace("seeds: [0, 1]", "seeds: {start: 5, max: 3}\ndecision: {min_effect: 1.0}"),
+        16,
+        "seeds.start",
+    ),
+    (
+        "sequential-seeds-with-asha",
+        GOOD.replace(
+            "seeds: [0, 1]",
+            "seeds: {start: 3, max: 12}\ndecision: {min_effect: 1.0}\n"
+            "early_stopping: {scheduler: asha}",
+        ),
+        18,
+        "early_stopping",
+    ),
+    (
+        "sequential-seeds-typo",
+        GOOD.replace("seeds: [0, 1]", "seeds: {start: 3, mx: 12}\ndecision: {min_effect: 1.0}"),
+        16,
+        "seeds.mx",
+    ),
+    (
+        "decision-without-min-effect",
+        GOOD.replace("seeds: [0, 1]", "seeds: [0, 1]\ndecision: {alpha: 0.05}"),
+        17,
+        "decision.min_effect",
+    ),
 ]
 
 
@@ -243,6 +277,29 @@ def test_malformed_file_is_rejected_with_line_and_key(tmp_path, capsys, text, li
 def test_enough_malformed_cases():
     assert len(MALFORMED) >= 25
     assert len({m[0] for m in MALFORMED}) == len(MALFORMED)
+
+
+def test_sequential_seeds_load_as_the_first_seeds(tmp_path, capsys):
+    text = GOOD.replace("seeds: [0, 1]", "seeds: {start: 3, max: 12}\ndecision: {min_effect: 1}")
+    study = parse_study(text)
+    assert study.seeds == [0, 1, 2]
+    assert (study.sequential_seeds.start, study.sequential_seeds.max) == (3, 12)
+    assert study.decision.min_effect == 1.0 and study.decision.power == 0.8
+    rc, out, err = _validate(tmp_path, text, capsys)
+    assert (rc, err) == (0, "") and "3-12 (sequential) seeds" in out
+
+
+def test_sequential_seeds_messages_name_the_fix(tmp_path, capsys):
+    rc, _, err = _validate(
+        tmp_path, GOOD.replace("seeds: [0, 1]", "seeds: {start: 3, max: 12}"), capsys
+    )
+    assert rc == 2 and "needs a decision section" in err and "min_effect" in err
+    text = GOOD.replace(
+        "seeds: [0, 1]",
+        "seeds: {start: 3, max: 12}\ndecision: {min_effect: 1.0}\nearly_stopping: {}",
+    )
+    rc, _, err = _validate(tmp_path, text, capsys)
+    assert rc == 2 and "cannot be used with sequential seeds" in err
 
 
 def test_messages_say_what_is_wrong():

@@ -1,0 +1,86 @@
+"""The MLflow adapter of the power plan: a paired sd from an earlier study in the same store.
+
+An earlier study qualifies when its baseline's trials share trial ids with this study's
+baseline (the same configuration and seeds: the best evidence), else when its trials used the
+same data set and backbone. Its comparisons' paired differences (final epoch, FINISHED
+trials) are pooled into one sd; the plan itself (`ablation.study.plan.power_plan`) is pure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from ablation.report.runs import StudyNotFound, load_runs
+from ablation.report.stats import paired, trial_values
+from ablation.study.plan import PairedSd
+from ablation.track import names
+
+
+def earlier_paired_sd(
+    tracking_uri: str,
+    *,
+    study: str,
+    baseline_trial_ids: set[str],
+    dataset: str,
+    backbone: str,
+    metric: str,
+) -> PairedSd | None:
+    """The pooled paired sd of the best-matching earlier study, or None when none matches."""
+    client = MlflowClient(tracking_uri)
+    by_data: PairedSd | None = None
+    for experiment in client.search_experiments():
+        if experiment.name == study:
+            continue
+        try:
+            runs = load_runs(tracking_uri, experiment.name)
+        except StudyNotFound:
+            continue
+        base = runs.parent.get("baseline")
+        trials = runs.trials
+        if base is None or trials.empty:
+            continue
+        shares_ids = bool(baseline_trial_ids & set(trials.loc[trials.variant == base, "trial_id"]))
+        if not shares_ids and by_data is not None:
+            continue
+        same_data = shares_ids or _same_data(client, trials, dataset, backbone)
+        if not same_data:
+            continue
+        sd, seconds = _pooled_sd(runs.trials, runs.history, base, metric)
+        if sd is None:
+            continue
+        why = "shares the baseline's trial ids" if shares_ids else "same data set and backbone"
+        found = PairedSd(sd, f"study {experiment.name} ({why})", seconds)
+        if shares_ids:
+            return found
+        by_data = found
+    return by_data
+
+
+def _same_data(client: MlflowClient, trials: pd.DataFrame, dataset: str, backbone: str) -> bool:
+    run_id = trials["run_id"].iloc[0]
+    params = client.get_run(run_id).data.params
+    return params.get("dataset.name") == dataset and params.get("model.backbone") == backbone
+
+
+def _pooled_sd(
+    trials: pd.DataFrame, history: pd.DataFrame, baseline: str, metric: str
+) -> tuple[float | None, float | None]:
+    values = trial_values(trials, history)
+    if metric not in values:
+        return None, None
+    finished = values[values["status"] == names.STATUS_FINISHED]
+    squares, dof = 0.0, 0
+    for variant in pd.unique(finished["variant"]):
+        if variant == baseline:
+            continue
+        pairs = paired(finished, variant, baseline, metric)
+        d = (pairs["variant"] - pairs["baseline"]).to_numpy(dtype=float)
+        if len(d) >= 2:
+            squares += float(((d - d.mean()) ** 2).sum())
+            dof += len(d) - 1
+    if dof == 0 or squares <= 0:
+        return None, None
+    seconds = finished["train_seconds"].mean() if "train_seconds" in finished else np.nan
+    return float(np.sqrt(squares / dof)), (float(seconds) if np.isfinite(seconds) else None)

@@ -1,0 +1,128 @@
+"""Three-way decisions against a smallest effect of interest, and the seeds a power needs.
+
+A comparison (paired differences variant - baseline over seeds) is
+- ``better`` / ``worse``: its paired t-test is significant at the level Holm's correction gives
+  it (the sign read through the metric's mode: lower error is better);
+- ``equivalent``: not significant, and its (1 - 2 alpha) t-interval lies inside
+  (-min_effect, +min_effect): the two one-sided tests (TOST) at alpha both reject;
+- ``undecided``: neither; `seeds_for_power` says how many seeds would detect min_effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+from ablation.stats.intervals import has_spread
+
+BETTER = "better"
+WORSE = "worse"
+EQUIVALENT = "equivalent"
+UNDECIDED = "undecided"
+DECISIONS = (BETTER, WORSE, EQUIVALENT, UNDECIDED)
+
+# Past this many seeds a plan is not a plan: say "more than" instead of a number.
+MAX_SEEDS = 1000
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a study declares under ``decision:``: the smallest effect worth finding (in the
+    metric's units), the error rate, and the power wanted; `pilot_sd` for planning."""
+
+    min_effect: float
+    alpha: float = 0.05
+    power: float = 0.8
+    pilot_sd: float | None = None
+
+
+def paired_t(d: np.ndarray) -> tuple[float, float]:
+    """(t, two-sided p) of the paired t-test; (0, 1) for all-zero differences, NaN p for a
+    constant non-zero difference (no sampling distribution to test) or n < 2."""
+    if len(d) < 2:
+        return (np.nan, np.nan)
+    if has_spread(d):
+        res = sps.ttest_1samp(d, 0.0)
+        return (float(res.statistic), float(res.pvalue))
+    if abs(float(d.mean())) <= 1e-9:
+        return (0.0, 1.0)
+    return (np.nan, np.nan)
+
+
+def improves(mean_diff: float, mode: str) -> bool:
+    return mean_diff < 0 if mode == "min" else mean_diff > 0
+
+
+def equivalent(d: np.ndarray, min_effect: float, alpha: float) -> bool:
+    """TOST at alpha: the (1 - 2 alpha) t-interval of the mean lies inside +-min_effect."""
+    low, high = tost_interval(d, alpha)
+    return bool(np.isfinite(low) and -min_effect < low and high < min_effect)
+
+
+def tost_interval(d: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The (1 - 2 alpha) t-interval the equivalence test reads; NaN where n < 2 or no spread."""
+    if not has_spread(d):
+        return (np.nan, np.nan)
+    n = len(d)
+    half = float(sps.t.ppf(1 - alpha, n - 1)) * float(d.std(ddof=1)) / np.sqrt(n)
+    mean = float(d.mean())
+    return (mean - half, mean + half)
+
+
+def decide(
+    d: Sequence[float] | np.ndarray,
+    *,
+    significant: bool,
+    mode: str,
+    decision: Decision,
+    n_comparisons: int = 1,
+) -> tuple[str, float]:
+    """(decision word, seeds needed) of one comparison; seeds needed is NaN unless undecided.
+
+    `significant` is the Holm-corrected paired test's rejection (the caller corrects across the
+    comparisons); `n_comparisons` sets the planning level alpha / m for the seeds needed.
+    """
+    x = np.asarray(d, dtype=float)
+    x = x[np.isfinite(x)]
+    if significant and len(x):
+        return (BETTER if improves(float(x.mean()), mode) else WORSE, np.nan)
+    if equivalent(x, decision.min_effect, decision.alpha):
+        return (EQUIVALENT, np.nan)
+    sd = float(x.std(ddof=1)) if has_spread(x) else decision.pilot_sd
+    needed = (
+        seeds_for_power(
+            sd,
+            decision.min_effect,
+            alpha=decision.alpha / max(n_comparisons, 1),
+            power=decision.power,
+        )
+        if sd
+        else np.nan
+    )
+    return (UNDECIDED, float(needed))
+
+
+def power_paired_t(n: np.ndarray | int, sd: float, effect: float, alpha: float) -> np.ndarray:
+    """Power of the two-sided paired t-test at level alpha with n pairs (noncentral t)."""
+    n = np.asarray(n, dtype=float)
+    df = n - 1
+    crit = sps.t.ppf(1 - alpha / 2, df)
+    nc = abs(effect) / sd * np.sqrt(n)
+    return sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc)
+
+
+def seeds_for_power(sd: float, effect: float, *, alpha: float, power: float) -> int:
+    """The fewest seeds (paired, >= 2) whose two-sided paired t-test at level alpha detects
+    `effect` with probability `power`, for paired differences of standard deviation `sd`.
+
+    With m comparisons pass alpha / m: the first step of Holm's correction, so the plan holds
+    whatever the other comparisons do. `MAX_SEEDS + 1` when even that many would not do.
+    """
+    if not (sd > 0 and effect != 0):
+        raise ValueError("seeds_for_power needs sd > 0 and a non-zero effect")
+    n = np.arange(2, MAX_SEEDS + 1)
+    ok = np.flatnonzero(power_paired_t(n, sd, effect, alpha) >= power)
+    return int(n[ok[0]]) if len(ok) else MAX_SEEDS + 1

@@ -1,0 +1,91 @@
+"""A study with a declared decision and sequential seeds, through the report's formats."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import to_hex
+
+from ablation.dashboard import render_dashboard
+from ablation.report import export, figures, stats, tables
+from ablation.stats import Decision, looks
+from ablation.stats.sequential import SequentialPlan
+
+
+def _frames(effects: dict[str, float], n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    base = rng.normal(30, 2, n)
+    rows = []
+    for v, e in {"base": 0.0, **effects}.items():
+        x = base + e + (rng.normal(0, 1, n) if v != "base" else 0)
+        rows += [{"trial_id": f"{v}-{s}", "variant": v, "seed": s, "status": "FINISHED",
+                  "val_top1_error": x[s]} for s in range(n)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def decided() -> stats.Summary:
+    return stats.summarize(
+        _frames({"big": -4.0, "none": 0.0, "small": -0.4}, 12),
+        baseline="base",
+        study="decided",
+        decision={"min_effect": 1.0, "alpha": 0.05, "power": 0.8},
+        sequential_seeds=(3, 12),
+        n_resamples=99,
+    )
+
+
+def test_sequential_report_is_the_replay_the_driver_decides_with(decided):
+    c = decided.comparisons.set_index("variant")
+    assert c.loc["big", "decision"] == "better"
+    assert set(c.decision) <= {"better", "worse", "equivalent", "undecided"}
+    assert (c.ci_method == stats.CI_SEQUENTIAL).all()
+    # The same numbers as the pure function, from the same paired values.
+    v = decided.values.pivot(index="seed", columns="variant", values="val_top1_error")
+    diffs = {k: (v[k] - v["base"]).to_numpy() for k in ("big", "none", "small")}
+    final = {}
+    for look in looks(SequentialPlan(3, 12, Decision(1.0)), diffs):
+        final.update(look.comparisons)
+    for k, r in final.items():
+        assert c.loc[k, "decision"] == r.decision
+        assert c.loc[k, "ci_low"] == pytest.approx(r.ci_low)
+    # "big" is decided early and takes no part in later looks; the looks start at `start`.
+    big = decided.looks[decided.looks.variant == "big"]
+    assert big.decision.tolist()[-1] == "better" and set(big.decision[:-1]) <= {"continue"}
+    assert len(big) < (decided.looks.variant == "none").sum()
+    assert decided.looks.n.min() == 3
+
+
+def test_json_names_the_headline_and_the_decision(decided):
+    data = json.loads(export.render(decided, "json"))
+    assert data["decision"]["min_effect"] == 1.0
+    assert {r["decision"] for r in data["comparisons"]} <= {
+        "better", "worse", "equivalent", "undecided"
+    }  # fmt: skip
+    assert all(r["ci_method"] == stats.CI_SEQUENTIAL for r in data["comparisons"])
+    assert data["looks"] and data["plan"]
+    md = export.render(decided, "md")
+    assert "How the decisions were reached" in md and "min_effect = 1" in md
+    page = render_dashboard(decided)
+    assert "How the decision was reached" in page
+
+
+def test_verdict_headline_interval_and_plot_agree(decided):
+    """The effect plot's thick bar is the headline interval, coloured by the verdict."""
+    rows = decided.comparisons.to_dict("records")
+    fig = figures.effect_figure(decided)
+    bars = [c for c in fig.axes[0].collections if c.get_linewidth()[0] == 4.5]
+    assert len(bars) == len(rows)
+    for bar in bars:
+        (a, y), (b, _) = bar.get_segments()[0]
+        r = rows[len(rows) - 1 - round(y)]
+        assert (a, b) == pytest.approx((r["ci_low"], r["ci_high"]))
+        excludes_zero = a > 0 or b < 0
+        assert excludes_zero == (r["verdict"] in ("better", "worse"))
+        klass = r["verdict"] if r["verdict"] in ("better", "worse") else "none"
+        assert to_hex(bar.get_color()[0]) == figures.VERDICT_COLOURS[klass].lower()
+    for line, r in zip(tables.verdict_lines(decided), rows, strict=False):
+        assert tables.fmt_ci(r["ci_low"], r["ci_high"]) in line and r["verdict"] in line
