@@ -69,6 +69,8 @@ class Summary:
     curves: pd.DataFrame  # learning curves: (variant, metric, epoch) -> n, mean, std
     importance: pd.DataFrame = field(default_factory=pd.DataFrame)  # Optuna's view, optional
     notes: list[str] = field(default_factory=list)
+    # Set while the study still runs (a live refresh): "partial: as of TIME, counts".
+    partial: str | None = None
 
 
 # --- small statistics -------------------------------------------------------------------------

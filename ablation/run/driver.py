@@ -16,6 +16,7 @@ import sys
 import time
 from typing import TextIO
 
+from ablation.run.callbacks import LiveRefresh
 from ablation.run.lease import LeaseHeld, StudyLease
 from ablation.run.outcome import RunResult, TrialOutcome
 from ablation.run.plan import study_plan
@@ -29,7 +30,7 @@ from ablation.study import Study, factor_space
 from ablation.track import names, stores
 from ablation.track.writer import StudyWriter
 
-__all__ = ["LeaseHeld", "RunResult", "TrialOutcome", "run_study"]
+__all__ = ["LeaseHeld", "LiveRefresh", "RunResult", "TrialOutcome", "run_study"]
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,12 @@ def run_study(
     max_concurrent: int | None = None,
     optuna_storage: str | None = None,
     out: TextIO | None = None,
+    live: LiveRefresh | None = None,
 ) -> RunResult:
     """Run (or continue) a study loaded with `ablation.study.load_study`.
+
+    `live`: refreshed after finished trials while the study runs (at most once per
+    `live.every` seconds; a failed refresh is logged and the study goes on).
 
     Before anything starts or is written, raises `stores.UnwritablePath` (a store's folder or
     Tune's results folder cannot be created or written) or `LeaseHeld` (another live driver
@@ -69,6 +74,7 @@ def run_study(
             max_concurrent=max_concurrent,
             optuna_storage=optuna_storage,
             out=out,
+            live=live,
         )
 
 
@@ -80,6 +86,7 @@ def _run_study(
     max_concurrent: int | None = None,
     optuna_storage: str | None = None,
     out: TextIO | None = None,
+    live: LiveRefresh | None = None,
 ) -> RunResult:
     started = time.monotonic()
     out = out or sys.stdout
@@ -129,6 +136,7 @@ def _run_study(
                 result,
                 results_dir=stores.results_dir(uri),
                 max_concurrent=max_concurrent,
+                live=live,
             )
             result.ray_seconds += time.monotonic()
         else:

@@ -20,6 +20,8 @@ from ray.tune.search import Searcher
 from ablation.run.callbacks import (
     Assigned,
     Assignments,
+    LiveCallback,
+    LiveRefresh,
     MlflowCallback,
     OptunaCallback,
     ProgressCallback,
@@ -58,6 +60,7 @@ def run_with_tune(
     *,
     results_dir: Path,
     max_concurrent: int | None,
+    live: LiveRefresh | None = None,
 ) -> None:
     """Run the pending (and, for design optuna, sampled) trials; sets `result.interrupted`
     when Tune stopped before the study's trials were all handed out and ended."""
@@ -83,6 +86,8 @@ def run_with_tune(
         ProgressCallback(assignments, progress, printer, study.metric.name),
         outcomes,
     ]
+    if live is not None:  # last: it reads what the others wrote
+        callbacks.append(LiveCallback(assignments, live))
     searcher = QueueSearcher(queue, assignments, trial_config(res))
     tuner = tune.Tuner(
         tune.with_resources(run_trial, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}),
