@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", nargs="?", default=None, metavar="STUDY")
     _add_tracking(p)
 
+    p = sub.add_parser(
+        "studies", help="every study in the store: counts, last activity, best variant"
+    )
+    _add_tracking(p)
+
     p = sub.add_parser("report", help="the ablation summary of a study")
     p.add_argument("study", metavar="STUDY")
     p.add_argument(

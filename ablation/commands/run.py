@@ -8,9 +8,12 @@ run and prints the paper-style table.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +24,8 @@ from ablation.dashboard import DASHBOARD_FILE, render_dashboard
 from ablation.report import study_summary
 from ablation.report.export import paper_markdown, write_all
 from ablation.report.pilot import earlier_paired_sd
-from ablation.run.driver import LeaseHeld, RunResult, run_study
+from ablation.run.driver import LeaseHeld, LiveRefresh, RunResult, run_study
+from ablation.run.ray_session import RayAuthRefused
 from ablation.run.signals import stop_like_ctrl_c
 from ablation.study import Study, format_trial_table, load_for_command, trial_table
 from ablation.study.plan import PairedSd, power_plan
@@ -29,12 +33,15 @@ from ablation.track import names, stores
 from ablation.track.landing import prepare_landing
 
 REPORT_ARTIFACT_DIR = "report"
+# Seconds between two live refreshes of the parent run's summary and dashboard, at most.
+LIVE_SECONDS_ENV = "ABLATION_LIVE_SECONDS"
 
 
 def main(args: argparse.Namespace) -> int:
     """Exit 0 done, 1 a trial failed or the run was interrupted (Ctrl-C, SIGTERM, SIGHUP),
-    2 bad input: the study file, a missing dataset.root, a folder that cannot be written, or
-    a study another live driver runs (one line each, before anything starts)."""
+    2 bad input: the study file, a missing dataset.root, a folder that cannot be written, a
+    study another live driver runs (one line each, before anything starts), or a cluster
+    (--address) that refused the auth token."""
     stop_like_ctrl_c()
     # A joined cluster's workers read the data where they are; a local one reads it here.
     study = load_for_command(args.file, check_data=args.address is None and not args.dry_run)
@@ -50,6 +57,7 @@ def main(args: argparse.Namespace) -> int:
     if args.max_concurrent is not None and args.max_concurrent < 1:
         print("--max-concurrent: must be >= 1", file=sys.stderr)
         return 2
+    uri = stores.tracking_uri(args.tracking_uri, study.tracking.uri)
     try:
         result = run_study(
             study,
@@ -57,8 +65,9 @@ def main(args: argparse.Namespace) -> int:
             address=args.address,
             max_concurrent=args.max_concurrent,
             optuna_storage=args.optuna_storage,
+            live=live_refresh(uri, study.study),
         )
-    except (LeaseHeld, stores.UnwritablePath) as err:
+    except (LeaseHeld, stores.UnwritablePath, RayAuthRefused) as err:
         print(f"ablation run: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -68,11 +77,23 @@ def main(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def publish_study_report(tracking_uri: str, study_name: str) -> str:
+def live_refresh(tracking_uri: str, study_name: str) -> LiveRefresh | None:
+    """The partial report and dashboard, published while the study runs (every
+    ABLATION_LIVE_SECONDS at most, 60 by default; 0 or less: none)."""
+    every = float(os.environ.get(LIVE_SECONDS_ENV) or 60)
+    if every <= 0:
+        return None
+    return LiveRefresh(lambda: publish_study_report(tracking_uri, study_name, partial=True), every)
+
+
+def publish_study_report(tracking_uri: str, study_name: str, *, partial: bool = False) -> str:
     """Log every report format and the dashboard on the study's parent run (artifacts
     ``report/report.<ext>`` and ``dashboard.html``); return the paper-style Markdown table and
-    the verdict lines to print."""
+    the verdict lines to print. `partial`: the study still runs; the summary and page say so,
+    with the time and the trial counts."""
     summary, runs = study_summary(tracking_uri, study_name)
+    if partial:
+        summary.partial = partial_line(runs.trials.get("status", []))
     client = MlflowClient(tracking_uri)
     run_id = runs.parent["run_id"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,6 +126,19 @@ def _earlier_sd(args: argparse.Namespace, study: Study, table: pd.DataFrame) -> 
     except Exception as err:  # no store yet, or unreachable: plan without it, and say why
         print(f"note: no earlier study read for the power plan ({err})", file=sys.stderr)
         return None
+
+
+def partial_line(statuses: Iterable[str]) -> str:
+    """The banner: `partial: as of TIME UTC, N finished, N running, N failed trials; ...`."""
+    statuses = list(statuses)
+    done = sum(s in (names.STATUS_FINISHED, names.STATUS_STOPPED) for s in statuses)
+    running = sum(s == names.STATUS_RUNNING for s in statuses)
+    failed = sum(s == names.STATUS_FAILED for s in statuses)
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    return (
+        f"partial: as of {when}, {done} finished, {running} running, {failed} failed "
+        "trials; the study is still running"
+    )
 
 
 def _resume_command(args: argparse.Namespace) -> str:

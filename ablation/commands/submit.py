@@ -6,12 +6,15 @@ import argparse
 import os
 import shlex
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
+from ray.exceptions import AuthenticationError
 from ray.job_submission import JobSubmissionClient
 
+from ablation.run.ray_session import auth_refusal, use_token_from_env
 from ablation.run.submit import FORWARDED_ENV, job_tracking_uri, shown_uri, stream_job, submit_job
 from ablation.study import load_for_command
 from ablation.track import stores
@@ -20,7 +23,7 @@ from ablation.track import stores
 def main(args: argparse.Namespace) -> int:
     """Submit, print the job id and how to follow it; unless --no-wait, stream its logs until
     it ends. Exit 0 when the job succeeded (or was submitted, with --no-wait), 1 otherwise,
-    2 for a bad study file."""
+    2 for a bad study file or a cluster that refused the token (one line)."""
     study = load_for_command(args.file)
     if study is None:
         return 2
@@ -42,15 +45,21 @@ def main(args: argparse.Namespace) -> int:
         with stores.creation_lock(uri):
             MlflowClient(uri).search_experiments(max_results=1)
 
-    client = JobSubmissionClient(args.address)
-    with tempfile.TemporaryDirectory(prefix="ablation-job-") as folder:
-        shutil.copy2(study_file, Path(folder) / study_file.name)
-        job_id = submit_job(
-            client,
-            entrypoint=shlex.join(command),
-            runtime_env={"working_dir": folder, "env_vars": env},
-            metadata={"study": study.study},
-        )
+    use_token_from_env()  # RAY_AUTH_TOKEN (or _PATH) alone is enough
+    try:
+        client = JobSubmissionClient(args.address)
+        with tempfile.TemporaryDirectory(prefix="ablation-job-") as folder:
+            shutil.copy2(study_file, Path(folder) / study_file.name)
+            job_id = submit_job(
+                client,
+                entrypoint=shlex.join(command),
+                runtime_env={"working_dir": folder, "env_vars": env},
+                metadata={"study": study.study},
+            )
+    except AuthenticationError as err:
+        refused = auth_refusal(args.address, err)
+        print(f"ablation submit: {refused or err}", file=sys.stderr)
+        return 2
     print(f"submitted study {study.study} as Ray job {job_id}")
     print(f"  follow: ray job logs --address {args.address} --follow {job_id}")
     print(f"  status: ablation status {study.study} --tracking-uri {shown_uri(uri)}")

@@ -109,6 +109,7 @@ def dashboard_context(summary: Summary, runs: Any = None) -> dict:
         "importance_table": table("importance"),
         "verdicts": tables.verdict_lines(summary),
         "notes": summary.notes,
+        "partial": summary.partial,
         "curves": charts["curve"],
         "forest": charts["effect"][0],
         "effects": charts["factor"],

@@ -104,6 +104,8 @@ def to_markdown(summary: Summary) -> str:
         f"Metric: `{summary.metric}` ({direction}), baseline: `{summary.baseline}`.",
         "",
     ]
+    if summary.partial:
+        out += [f"> **{summary.partial}**", ""]
     for section in tables.sections(summary):
         out += [f"## {section.title}", "", tables.to_markdown(section.table), ""]
         if section.caption:
@@ -293,6 +295,7 @@ def to_json_data(summary: Summary) -> dict:
             "alpha": summary.alpha,
             "factors": list(summary.factors),
             "notes": list(summary.notes),
+            "partial": summary.partial,
             "verdicts": tables.verdict_lines(summary),
             "paper_table": _records(tables.paper_table(summary)),
             "variants": _records(summary.variants),

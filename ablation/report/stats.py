@@ -98,6 +98,8 @@ class Summary:
     looks: pd.DataFrame = field(default_factory=pd.DataFrame)  # sequential seeds: one row per
     # (look, comparison): how each decision was reached
     plan: pd.DataFrame = field(default_factory=pd.DataFrame)  # seeds each comparison needs
+    # Set while the study still runs (a live refresh): "partial: as of TIME, counts".
+    partial: str | None = None
 
 
 # --- small statistics -------------------------------------------------------------------------

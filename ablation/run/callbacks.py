@@ -4,6 +4,7 @@
     OptunaCallback    each trial's Optuna trial: COMPLETE with its objectives, PRUNED or FAIL
     ProgressCallback  the progress view on the terminal
     ResultCallback    the RunResult the driver returns
+    LiveCallback      the parent run's summary and dashboard, refreshed while the study runs
 
 They share one reading of Tune's events (`_TrialCallback`): a trial starts (it was handed out
 by the searcher, which records it in `Assignments`), reports epochs, and ends FINISHED (its last
@@ -14,8 +15,11 @@ the callbacks in list order, so put MlflowCallback before ResultCallback (which 
 
 from __future__ import annotations
 
+import logging
+import math
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,8 @@ from ablation.run.progress import Printer, Progress
 from ablation.run.search import Ledger, objective_values
 from ablation.track import names
 from ablation.track.writer import StudyWriter, numeric
+
+log = logging.getLogger(__name__)
 
 _TIMING = ("trial_started_at", "trial_ended_at", "worker_pid")
 _DONE = (names.STATUS_FINISHED, names.STATUS_STOPPED)
@@ -269,6 +275,74 @@ class ResultCallback(_TrialCallback):
                 error=error,
             )
         )
+
+
+@dataclass(frozen=True)
+class LiveRefresh:
+    """A refresh of what a researcher watches while the study runs, and how often at most.
+
+    `publish` is the run command's (run/ may not import report/ or dashboard/): it makes the
+    summary and dashboard of the study as it stands, marked partial, and logs them on the
+    parent run.
+    """
+
+    publish: Callable[[], object]
+    every: float = 60.0  # seconds: at most one refresh per this many
+
+
+class LiveCallback(_TrialCallback):
+    """Refresh after a trial ended, but at most once per `refresh.every` seconds (a trial that
+    ends sooner is shown by the next refresh, started by Tune's next step once the interval has
+    passed). A refresh runs in a thread of its own, one at a time, so Tune's loop never waits
+    for it; one that fails is logged and the study goes on. The run's end waits for the refresh
+    in flight, so the final report is published after it, never overwritten by it."""
+
+    def __init__(self, assignments: Assignments, refresh: LiveRefresh) -> None:
+        super().__init__(assignments)
+        self.refresh = refresh
+        self.due = False
+        self.last = -math.inf
+        self.thread: threading.Thread | None = None
+        self.count = 0
+        self.seconds = 0.0  # spent refreshing, in the refresh thread
+
+    def finished(self, record: TrialRecord, status: str, error: str | None) -> None:
+        if status != names.STATUS_KILLED:
+            self.due = True
+            self._maybe_refresh()
+
+    def on_step(self, iteration, trials, **info) -> None:  # noqa: ANN001
+        self._maybe_refresh()
+
+    def on_experiment_end(self, trials, **info) -> None:  # noqa: ANN001
+        self.wait()
+
+    def end_running(self) -> None:
+        super().end_running()
+        self.wait()
+
+    def wait(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+
+    def _maybe_refresh(self) -> None:
+        if not self.due or time.monotonic() - self.last < self.refresh.every:
+            return
+        if self.thread is not None and self.thread.is_alive():
+            return
+        self.due, self.last = False, time.monotonic()
+        self.thread = threading.Thread(target=self._publish, name="ablation-live", daemon=True)
+        self.thread.start()
+
+    def _publish(self) -> None:
+        started = time.monotonic()
+        try:
+            self.refresh.publish()
+        except Exception as err:  # a refresh is a view; the study matters more
+            log.warning("live refresh of the dashboard failed: %s: %s", type(err).__name__, err)
+        finally:
+            self.count += 1
+            self.seconds += time.monotonic() - started
 
 
 def _error_text(trial: Any) -> str:

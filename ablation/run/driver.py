@@ -16,6 +16,7 @@ import sys
 import time
 from typing import TextIO
 
+from ablation.run.callbacks import LiveRefresh
 from ablation.run.lease import LeaseHeld, StudyLease
 from ablation.run.outcome import RunResult, TrialOutcome
 from ablation.run.plan import study_plan
@@ -30,7 +31,7 @@ from ablation.study import Study, factor_space
 from ablation.track import names, stores
 from ablation.track.writer import StudyWriter
 
-__all__ = ["LeaseHeld", "RunResult", "TrialOutcome", "run_study"]
+__all__ = ["LeaseHeld", "LiveRefresh", "RunResult", "TrialOutcome", "run_study"]
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,12 @@ def run_study(
     max_concurrent: int | None = None,
     optuna_storage: str | None = None,
     out: TextIO | None = None,
+    live: LiveRefresh | None = None,
 ) -> RunResult:
     """Run (or continue) a study loaded with `ablation.study.load_study`.
+
+    `live`: refreshed after finished trials while the study runs (at most once per
+    `live.every` seconds; a failed refresh is logged and the study goes on).
 
     Before anything starts or is written, raises `stores.UnwritablePath` (a store's folder or
     Tune's results folder cannot be created or written) or `LeaseHeld` (another live driver
@@ -70,6 +75,7 @@ def run_study(
             max_concurrent=max_concurrent,
             optuna_storage=optuna_storage,
             out=out,
+            live=live,
         )
 
 
@@ -81,6 +87,7 @@ def _run_study(
     max_concurrent: int | None = None,
     optuna_storage: str | None = None,
     out: TextIO | None = None,
+    live: LiveRefresh | None = None,
 ) -> RunResult:
     started = time.monotonic()
     out = out or sys.stdout
@@ -132,6 +139,7 @@ def _run_study(
                 results_dir=stores.results_dir(uri),
                 max_concurrent=max_concurrent,
                 sequence=sequence,
+                live=live,
             )
             result.ray_seconds += time.monotonic()
         else:

@@ -12,14 +12,26 @@ import contextlib
 import logging
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import ray
+from ray.exceptions import AuthenticationError
 
 # Imported by every worker of a cluster the driver starts, before any trial reaches it.
 PRELOAD = ("torch", "ablation.run.trainable")
+
+# Where a Ray cluster's auth token comes from (Ray's own variables), and its mode switch.
+TOKEN_ENV = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+AUTH_MODE_ENV = "RAY_AUTH_MODE"
+
+
+class RayAuthRefused(Exception):
+    """A token-protected cluster refused this client: no token, or not the cluster's. Its
+    message is one line naming the variable to set and what the cluster said."""
+
 
 # The session directory of the cluster this process started (RayContext.address_info), kept
 # for later runs in the same process that find Ray already initialised.
@@ -37,29 +49,87 @@ def start_ray(address: str | None, log_file: Path) -> Path | None:
             # A fresh local cluster with token auth: give it a token of its own, so Ray does
             # not write one into ~/.ray (Ray turns token mode on, RAY_AUTH_MODE being unset).
             os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-        _reload_auth_token()
+        use_token_from_env()
         options: dict[str, Any] = {}
         if address is None:
             options["include_dashboard"] = False
             options["_system_config"] = {"preload_python_modules": list(PRELOAD)}
-        # ray.init resets Ray's loggers and warns through Python's last-resort handler.
+        # ray.init resets Ray's loggers and warns through Python's last-resort handler; its
+        # C++ core writes to file descriptor 2 directly: both go to the log file.
         with (
             open(log_file, "a") as sink,
             contextlib.redirect_stderr(sink),
+            _fd2_to(sink),
             _loopback_only(address is None),
         ):
-            context = ray.init(
-                address=address,
-                log_to_driver=False,
-                logging_level=logging.WARNING,
-                configure_logging=False,
-                **options,
-            )
+            start = sink.tell()
+            try:
+                context = ray.init(
+                    address=address,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                    configure_logging=False,
+                    **options,
+                )
+            except (ConnectionError, AuthenticationError) as err:
+                sink.flush()
+                said = _read_from(log_file, start)
+                refused = auth_refusal(address or "", err, said)
+                if refused is not None:
+                    raise refused from None
+                raise
         # A ray:// client context has no address_info: no local session.
         info = getattr(context, "address_info", None) or {}
         _started_session = Path(info["session_dir"]) if info.get("session_dir") else None
     _log_ray_to(log_file)
     return _current_session()
+
+
+def use_token_from_env() -> None:
+    """A token in the environment is enough: turn Ray's token mode on for this client.
+
+    Ray sends its token only in token mode, and only turns that on by itself for a cluster it
+    starts or finds locally; joining `--address HOST:PORT` or submitting to a Jobs API with
+    `RAY_AUTH_TOKEN` alone fails. `RAY_AUTH_MODE` set by the user is left as it is.
+    """
+    if os.environ.get(AUTH_MODE_ENV) is None and any(os.environ.get(v) for v in TOKEN_ENV):
+        os.environ[AUTH_MODE_ENV] = "token"
+        # Ray caches its config (the mode) when first read; Ray's own switch to token mode
+        # (authentication_token_setup._enable_token_auth) re-reads it the same way.
+        from ray._raylet import Config
+
+        Config.initialize("")
+    _reload_auth_token()
+
+
+def auth_refusal(address: str, err: BaseException, said: str = "") -> RayAuthRefused | None:
+    """The one line for a cluster that refused our token, or None when `err` is not that.
+
+    `said` is what Ray's core logged while connecting (a GCS refusal is only there); an
+    AuthenticationError of the Jobs API carries the cluster's answer itself.
+    """
+    text = f"{err}\n{said}"
+    if not any(k in text for k in ("Unauthenticated", "InvalidAuthToken", "Authentication")):
+        return None
+    answer = next(
+        (
+            line.split("Unauthenticated:", 1)[-1].strip()
+            for line in said.splitlines()
+            if "Unauthenticated" in line
+        ),
+        str(getattr(err, "message", err)).split("\n", 1)[0],
+    )
+    given = next((v for v in TOKEN_ENV if os.environ.get(v)), None)
+    at = f" at {address}" if address else ""
+    if given is None:
+        return RayAuthRefused(
+            f"the Ray cluster{at} wants an auth token: set RAY_AUTH_TOKEN (or "
+            f"RAY_AUTH_TOKEN_PATH) to the cluster's token (the cluster said: {answer})"
+        )
+    return RayAuthRefused(
+        f"the Ray cluster{at} refused the token in {given}: set it to the cluster's token "
+        f"(the cluster said: {answer})"
+    )
 
 
 def slots(resources: Any) -> int:
@@ -114,6 +184,27 @@ def _loopback_only(local: bool) -> Iterator[None]:
             os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
         else:
             os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = before_env
+
+
+@contextlib.contextmanager
+def _fd2_to(sink: Any) -> Iterator[None]:
+    """File descriptor 2 (what C++ writes to) goes to `sink` for a while, then comes back."""
+    for stream in (sys.stderr, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
+    saved = os.dup(2)
+    os.dup2(sink.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with open(path, errors="replace") as f:
+        f.seek(offset)
+        return f.read()
 
 
 def _log_ray_to(log_file: Path) -> None:

@@ -7,6 +7,7 @@ Without STUDY, lists the studies in the store.
 from __future__ import annotations
 
 import statistics
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ class StudyStatus:
     metric: str = ""
     mode: str = "min"
     variants: dict[str, list[float]] = field(default_factory=dict)  # variant -> metric per seed
+    last_activity: float | None = None  # epoch seconds: the latest start or end of its runs
 
     @property
     def done(self) -> int:
@@ -67,6 +69,35 @@ class StudyStatus:
             text += f"; best {best[0]} {self.metric}={best[1]:.4g} (n={best[2]})"
         return text
 
+    def listing_line(self, now: float | None = None) -> str:
+        """One line of `ablation studies`: counts, when it last moved, its best variant."""
+        text = (
+            f"{self.study} [{self.run_status}]: {self.done} finished, {self.running} running, "
+            f"{self.failed} failed"
+        )
+        if self.total is not None:
+            text += f" of {self.total}"
+        if self.last_activity is not None:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(self.last_activity))
+            text += f"; last activity {when} ({_ago((now or time.time()) - self.last_activity)})"
+        best = self.best()
+        text += f"; best {best[0]} {self.metric}={best[1]:.4g} (n={best[2]})" if best else ""
+        return text
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f} {unit} ago"
+    return f"{seconds:.0f} s ago"
+
+
+def _latest(*runs: Any) -> float | None:
+    """The latest start or end time of these MLflow runs, in epoch seconds."""
+    times = [t for r in runs for t in (r.info.start_time, r.info.end_time) if t]
+    return max(times) / 1000 if times else None
+
 
 def study_status(client: Any, study: str) -> StudyStatus | None:
     """The status of `study` in the store of `client` (an MlflowClient), or None if absent."""
@@ -91,7 +122,9 @@ def study_status(client: Any, study: str) -> StudyStatus | None:
         mode=tags.get(names.METRIC_MODE, "min"),
     )
     children = f"tags.`{names.PARENT_RUN_ID}` = '{parent.info.run_id}'"
+    status.last_activity = _latest(parent)
     for run in search_runs(client, [experiment.experiment_id], children):
+        status.last_activity = max(filter(None, (status.last_activity, _latest(run))), default=None)
         state = run.data.tags.get(names.STATUS, names.STATUS_RUNNING)
         status.counts[state] += 1
         value = run.data.metrics.get(status.metric)
@@ -102,9 +135,10 @@ def study_status(client: Any, study: str) -> StudyStatus | None:
 
 
 def list_studies(client: Any) -> list[StudyStatus]:
+    """Every study in the store, the one that moved last first."""
     out = []
     for experiment in client.search_experiments():
         found = study_status(client, experiment.name)
         if found is not None:
             out.append(found)
-    return out
+    return sorted(out, key=lambda s: -(s.last_activity or 0))

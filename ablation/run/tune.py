@@ -20,6 +20,8 @@ from ray.tune.search import Searcher
 from ablation.run.callbacks import (
     Assigned,
     Assignments,
+    LiveCallback,
+    LiveRefresh,
     MlflowCallback,
     OptunaCallback,
     ProgressCallback,
@@ -60,6 +62,7 @@ def run_with_tune(
     results_dir: Path,
     max_concurrent: int | None,
     sequence: SeedSequence | None = None,
+    live: LiveRefresh | None = None,
 ) -> None:
     """Run the pending (and, for design optuna, sampled) trials; sets `result.interrupted`
     when Tune stopped before the study's trials were all handed out and ended. With
@@ -90,6 +93,8 @@ def run_with_tune(
     ]
     if sequence is not None:
         callbacks.append(SequenceCallback(assignments, study, sequence))
+    if live is not None:  # last: it reads what the others wrote
+        callbacks.append(LiveCallback(assignments, live))
     searcher = QueueSearcher(queue, assignments, trial_config(res))
     tuner = tune.Tuner(
         tune.with_resources(run_trial, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial}),

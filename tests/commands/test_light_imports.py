@@ -1,4 +1,4 @@
-"""`validate`, `status` and `report` import neither torch nor Ray (seconds of start-up each)."""
+"""`validate`, `status`, `studies` and `report` import neither torch nor Ray (seconds each)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ print(json.dumps({"code": code, "heavy": heavy}))
     [
         ["validate", str(EXPERIMENTS / "quickstart.yaml")],
         ["status"],
+        ["studies"],
         ["status", "quickstart"],
         ["report", "quickstart"],
     ],
-    ids=["validate", "studies", "status", "report"],
+    ids=["validate", "status-alone", "studies", "status", "report"],
 )
 def test_light_commands_import_neither_torch_nor_ray(argv, fresh_mlflow_uri):
     if argv[0] != "validate":

@@ -104,7 +104,13 @@ def ray_head(tmp_path_factory):
         env=env, check=True, timeout=240, capture_output=True,
     )  # fmt: skip
     try:
-        yield {"gcs": f"127.0.0.1:{gcs}", "dashboard": f"http://127.0.0.1:{dashboard}", "env": env}
+        # The clients get the token alone, as the README says: no RAY_AUTH_MODE.
+        client_env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
+        yield {
+            "gcs": f"127.0.0.1:{gcs}",
+            "dashboard": f"http://127.0.0.1:{dashboard}",
+            "env": client_env,
+        }
     finally:
         _end(_own_processes(temp))
         shutil.rmtree(temp, ignore_errors=True)
@@ -230,3 +236,26 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_rerun_completes(ray_hea
     ids = [r.data.tags[names.TRIAL_ID] for r in after]
     assert len(after) == 2 and len(set(ids)) == 2, out
     assert all(r.data.tags[names.STATUS] == names.STATUS_FINISHED for r in after)
+
+
+@pytest.mark.parametrize("token", [None, "not-the-clusters-token"], ids=["missing", "wrong"])
+def test_a_missing_or_wrong_token_is_one_line_naming_the_variable_exit_2(ray_head, tmp_path, token):
+    path = write_study(tmp_path, "refused", factors={"model.cbam.kernel_size": [7]})
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {k: v for k, v in ray_head["env"].items() if not k.startswith("RAY_AUTH")}
+    if token:
+        env["RAY_AUTH_TOKEN"] = token
+    said = "Invalid authentication token" if token else "Missing authentication token"
+    for args, answer in (
+        (["submit", str(path), "--address", ray_head["dashboard"], "--no-wait"], said),
+        (["run", str(path), "--address", ray_head["gcs"]], "InvalidAuthToken"),
+    ):
+        proc = _ablation(*args, "--tracking-uri", uri, env=env, cwd=tmp_path)
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 2, out
+        lines = [ln for ln in out.splitlines() if ln.startswith(f"ablation {args[0]}:")]
+        assert len(lines) == 1, out
+        assert "Traceback" not in out and answer in lines[0], out
+        hint = "refused the token in RAY_AUTH_TOKEN" if token else "set RAY_AUTH_TOKEN"
+        assert hint in lines[0], out
+    assert not _trial_runs(uri, "refused")  # nothing started

@@ -1,0 +1,22 @@
+"""`ablation studies`: every study in the store, one line each (also `ablation status` alone)."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlflow.tracking import MlflowClient
+
+from ablation.run.status import list_studies
+from ablation.track import stores
+
+
+def main(args: argparse.Namespace) -> int:
+    """Print one line per study (finished / running / failed counts, last activity, best
+    variant), the one that moved last first; exit 0."""
+    client = MlflowClient(stores.tracking_uri(args.tracking_uri, None))
+    studies = list_studies(client)
+    if not studies:
+        print("no studies in this store")
+    for found in studies:
+        print(found.listing_line())
+    return 0
