@@ -58,43 +58,34 @@ def run_study(
     Tune's results folder cannot be created or written) or `LeaseHeld` (another live driver
     runs this study); the lease is held until the run ends (ablation.run.lease).
     """
+    started = time.monotonic()
+    out = out or sys.stdout
     uri = stores.tracking_uri(tracking_uri, study.tracking.uri)
-    storage, _ = stores.optuna_storage(uri, optuna_storage, study.search.storage)
+    storage, note = stores.optuna_storage(uri, optuna_storage, study.search.storage)
     stores.check_writable(uri, storage)
     with StudyLease(storage, study.study) as lease:
         if lease.took_over is not None:
             print(
                 f"note: took over the lease of study {study.study} from {lease.took_over.owner} "
                 f"(no heartbeat for {time.time() - lease.took_over.heartbeat:.0f}s)",
-                file=out or sys.stdout,
+                file=out,
             )
-        return _run_study(
-            study,
-            tracking_uri=tracking_uri,
-            address=address,
-            max_concurrent=max_concurrent,
-            optuna_storage=optuna_storage,
-            out=out,
-            live=live,
-        )
+        if note:
+            print(note, file=out)
+        return _run_study(study, uri, storage, started, address, max_concurrent, out, live)
 
 
 def _run_study(
     study: Study,
-    *,
-    tracking_uri: str | None = None,
-    address: str | None = None,
-    max_concurrent: int | None = None,
-    optuna_storage: str | None = None,
-    out: TextIO | None = None,
-    live: LiveRefresh | None = None,
+    uri: str,
+    storage: str,
+    started: float,
+    address: str | None,
+    max_concurrent: int | None,
+    out: TextIO,
+    live: LiveRefresh | None,
 ) -> RunResult:
-    started = time.monotonic()
-    out = out or sys.stdout
-    uri = stores.tracking_uri(tracking_uri, study.tracking.uri)
-    storage, note = stores.optuna_storage(uri, optuna_storage, study.search.storage)
-    if note:
-        print(note, file=out)
+    """The run under the lease, with the stores resolved and checked."""
     _ensure_sqlite_dir(uri)
     _ensure_sqlite_dir(storage)
     # Ray first: its workers import torch while the stores are opened and reconciled.
