@@ -291,9 +291,11 @@ def one_trial(args: argparse.Namespace) -> None:
 
 def packing(device: str, dry: bool) -> dict[str, Any]:
     counts = (1, 2) if dry else (1, 2, 4, 8)
-    cfg = trial_config(train_samples=64, val_samples=32, batch_size=32) if dry else trial_config()
-    if dry:
+    if dry:  # toy trials: the processes' start-up, not the training, is what the CPU exercises
+        cfg = trial_config(image_size=16, train_samples=32, val_samples=16, batch_size=16, epochs=1)
         cfg["train"].update(precision="fp32", channels_last=False)
+    else:
+        cfg = trial_config()
     nvml = _Nvml() if device == "cuda" else None
     rows = []
     for n in counts:
@@ -342,7 +344,9 @@ def packing(device: str, dry: bool) -> dict[str, Any]:
     base = rows[0]["trials_per_gpu_hour"] or float("nan")
     for row in rows:
         row["speedup_over_1"] = row["trials_per_gpu_hour"] / base
-    return {"trial": "fake 32px resnet20+cbam 10 classes, 2 epochs", "rows": rows}
+    data, epochs = cfg["dataset"], cfg["train"]["epochs"]
+    trial = f"fake {data['image_size']}px resnet20+cbam 10 classes, {epochs} epochs"
+    return {"trial": trial, "rows": rows}
 
 
 class _Nvml:
