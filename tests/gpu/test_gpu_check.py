@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -74,7 +75,9 @@ def test_cpu_dry_run_runs_every_part_and_prints_one_json_summary(hidden_env):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    summary = json.loads(proc.stdout[proc.stdout.index("\n{") :])
+    start = re.search(r"(?m)^\{", proc.stdout)  # the summary: the last thing printed
+    assert start, proc.stdout[-3000:]
+    summary = json.loads(proc.stdout[start.start() :])
     assert summary["dry_run"] is True
     for part in ("tests", "cbam_overhead", "packing", "loader"):
         assert "error" not in summary[part], summary[part]
