@@ -9,7 +9,6 @@ from pathlib import Path
 
 from ablation.commands.summary import find_summary
 from ablation.report.export import render
-from ablation.report.figures import write_figures
 
 
 def main(args: argparse.Namespace) -> int:
@@ -18,6 +17,8 @@ def main(args: argparse.Namespace) -> int:
         return found
     _, summary, runs = found
     if args.figures:
+        from ablation.report.figures import write_figures  # matplotlib: only when asked
+
         written = write_figures(summary, runs, args.figures)
         print(f"wrote {len(written)} figure files to {args.figures}", file=sys.stderr)
     data = render(summary, args.format)

@@ -6,18 +6,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mlflow.tracking import MlflowClient
-
 from ablation.commands import studies
 from ablation.run.status import study_status
 from ablation.track import stores
+from ablation.track.reader import open_client
 
 
 def main(args: argparse.Namespace) -> int:
     """Exit 0, or 2 when the study is not in the store."""
     if args.study is None:
         return studies.main(args)
-    client = MlflowClient(stores.tracking_uri(args.tracking_uri, None))
+    client = open_client(stores.tracking_uri(args.tracking_uri, None))
     found = study_status(client, args.study)
     if found is None:
         print(f"no study {args.study!r} in this store", file=sys.stderr)

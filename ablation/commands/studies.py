@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from mlflow.tracking import MlflowClient
-
 from ablation.run.status import list_studies
 from ablation.track import stores
+from ablation.track.reader import open_client
 
 
 def main(args: argparse.Namespace) -> int:
     """Print one line per study (finished / running / failed counts, last activity, best
     variant), the one that moved last first; exit 0."""
-    client = MlflowClient(stores.tracking_uri(args.tracking_uri, None))
+    client = open_client(stores.tracking_uri(args.tracking_uri, None))
     studies = list_studies(client)
     if not studies:
         print("no studies in this store")

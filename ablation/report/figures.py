@@ -414,10 +414,18 @@ def _labels_or_legend(fig: MarkedFigure, ax: Axes, labels: list[tuple[Any, Any, 
     for text, _, _ in labels:
         fig.marks.pop(text.get_gid(), None)
         text.remove()
-    fig.legend(
-        [dot for _, dot, _ in labels], [name for _, _, name in labels],
-        loc="outside lower center", ncols=min(4, len(labels)), fontsize=7.5, frameon=False,
-    )  # fmt: skip
+    # As many columns as fit the figure's width: a legend wider than the figure is cut off
+    # at both sides (the first markers, the last names).
+    width = fig.bbox.width
+    for ncols in range(min(4, len(labels)), 0, -1):
+        legend = fig.legend(
+            [dot for _, dot, _ in labels], [name for _, _, name in labels],
+            loc="outside lower center", ncols=ncols, fontsize=7.5, frameon=False,
+        )  # fmt: skip
+        fig.draw_without_rendering()
+        if ncols == 1 or legend.get_window_extent().width <= 0.98 * width:
+            return
+        legend.remove()
 
 
 # --- all of them ------------------------------------------------------------------------------

@@ -8,14 +8,16 @@ trials) are pooled into one sd; the plan itself (`ablation.study.plan.power_plan
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from ablation.report.runs import StudyNotFound, load_runs
 from ablation.report.stats import paired, trial_values
 from ablation.study.plan import PairedSd
 from ablation.track import names
+from ablation.track.reader import open_client
 
 
 def earlier_paired_sd(
@@ -28,7 +30,7 @@ def earlier_paired_sd(
     metric: str,
 ) -> PairedSd | None:
     """The pooled paired sd of the best-matching earlier study, or None when none matches."""
-    client = MlflowClient(tracking_uri)
+    client = open_client(tracking_uri)
     by_data: PairedSd | None = None
     for experiment in client.search_experiments():
         if experiment.name == study:
@@ -58,7 +60,7 @@ def earlier_paired_sd(
     return by_data
 
 
-def _same_data(client: MlflowClient, trials: pd.DataFrame, dataset: str, backbone: str) -> bool:
+def _same_data(client: Any, trials: pd.DataFrame, dataset: str, backbone: str) -> bool:
     run_id = trials["run_id"].iloc[0]
     params = client.get_run(run_id).data.params
     return params.get("dataset.name") == dataset and params.get("model.backbone") == backbone

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from ablation.track import names
 from ablation.track.plan import StudyPlan
+from ablation.track.reader import open_client
 from ablation.track.search import search_runs
 
 _HISTORY_WORKERS = 8
@@ -56,13 +56,13 @@ def level_label(level_json: str) -> str:
         return str(level_json)
 
 
-def _search(client: MlflowClient, experiment_id: str, filter_string: str) -> Iterator[Any]:
+def _search(client: Any, experiment_id: str, filter_string: str) -> Iterator[Any]:
     return search_runs(
         client, [experiment_id], filter_string, order_by=["attributes.start_time ASC"]
     )
 
 
-def find_parent(client: MlflowClient, study_name: str) -> Any:
+def find_parent(client: Any, study_name: str) -> Any:
     """The study's latest parent run."""
     experiment = client.get_experiment_by_name(study_name)
     if experiment is None or experiment.lifecycle_stage == "deleted":
@@ -108,7 +108,7 @@ def _trial_row(run: Any) -> dict[str, Any]:
     return row
 
 
-def _histories(client: MlflowClient, runs: list[Any], trial_of: dict[str, dict]) -> pd.DataFrame:
+def _histories(client: Any, runs: list[Any], trial_of: dict[str, dict]) -> pd.DataFrame:
     jobs = [
         (run.info.run_id, key)
         for run in runs
@@ -122,8 +122,16 @@ def _histories(client: MlflowClient, runs: list[Any], trial_of: dict[str, dict])
             (run_id, key, m.step, m.timestamp, m.value) for m in client.get_metric_history(*job)
         ]
 
-    with ThreadPoolExecutor(max_workers=_HISTORY_WORKERS) as pool:
-        points = [p for batch in pool.map(fetch, jobs) for p in batch]
+    if hasattr(client, "metric_histories"):  # the SQLite reader: one query for them all
+        found = client.metric_histories([r.info.run_id for r in runs], list(names.EPOCH_METRICS))
+        points = [
+            (run_id, key, m.step, m.timestamp, m.value)
+            for (run_id, key), history in found.items()
+            for m in history
+        ]
+    else:
+        with ThreadPoolExecutor(max_workers=_HISTORY_WORKERS) as pool:
+            points = [p for batch in pool.map(fetch, jobs) for p in batch]
     cols = ["trial_id", "variant", "seed", "epoch", *names.EPOCH_METRICS]
     if not points:
         return pd.DataFrame(columns=cols)
@@ -155,7 +163,7 @@ def _quiet_downloads() -> Iterator[None]:
             os.environ[key] = before
 
 
-def _study_plan(client: MlflowClient, parent: Any) -> tuple[StudyPlan | None, list[str]]:
+def _study_plan(client: Any, parent: Any) -> tuple[StudyPlan | None, list[str]]:
     """The plan the driver recorded on the parent run (`plan.json`), and the notes.
 
     Best effort (the report stands without it: levels then sort naturally, and the metric is
@@ -180,7 +188,7 @@ def _start_max(seq: dict[str, int] | None) -> tuple[int, int] | None:
 
 def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
     """The study's trials and per-epoch history from MLflow, and its parent run's settings."""
-    client = MlflowClient(tracking_uri)
+    client = open_client(tracking_uri)
     parent = find_parent(client, study_name)
     exp_id = parent.info.experiment_id
     children = list(

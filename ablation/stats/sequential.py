@@ -20,9 +20,14 @@ replays the same looks from the finished trials and reaches the same decisions.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy import stats as sps
@@ -88,8 +93,41 @@ def spent(t: np.ndarray, alpha: float, spending: str) -> np.ndarray:
     return 2 * sps.norm.sf(z / np.sqrt(t))
 
 
+def _cache_file(key: str) -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return Path(base) / "ablation" / "boundaries" / f"{digest}.json"
+
+
 @functools.lru_cache(maxsize=256)
 def _nominal_levels(
+    looks: tuple[int, ...], alpha: float, two_sided: bool, spending: str
+) -> np.ndarray:
+    """The levels, simulated once per plan and kept on disk: the driver computes them at its
+    first look, and `ablation report` (a fresh process, which should answer in a second or
+    two) reads them back instead of simulating 200,000 paths again."""
+    key = json.dumps([list(looks), repr(alpha), two_sided, spending, _PATHS, _BOUNDARY_SEED])
+    path = _cache_file(key)
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        if stored["key"] == key:
+            levels = np.asarray(stored["levels"], dtype=float)
+            levels.flags.writeable = False
+            return levels
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    levels = _simulated_levels(looks, alpha, two_sided, spending)
+    try:  # best effort: a read-only home only costs the next process the simulation
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as f:
+            json.dump({"key": key, "levels": levels.tolist()}, f)
+        os.replace(f.name, path)
+    except OSError:
+        pass
+    return levels
+
+
+def _simulated_levels(
     looks: tuple[int, ...], alpha: float, two_sided: bool, spending: str
 ) -> np.ndarray:
     n = np.asarray(looks, dtype=float)

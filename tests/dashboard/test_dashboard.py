@@ -96,7 +96,8 @@ class _Dom(HTMLParser):
 def _expected_plots(summary: stats.Summary) -> set[str]:
     ids = {"forest", "curve-val_top1_error", "curve-train_loss"}
     ids |= {f"effect-{i}" for i in range(len(summary.factors))}
-    pairs = summary.interaction_cells.groupby(["factor_a", "factor_b"]).ngroups
+    cells = summary.interaction_cells
+    pairs = 0 if cells.empty else cells.groupby(["factor_a", "factor_b"]).ngroups
     ids |= {f"heatmap-{i}" for i in range(pairs)}
     ids |= {f"pareto-{c}" for c in ("params", "gflops", "latency_ms")}
     return ids
@@ -258,3 +259,82 @@ def test_real_tiny_study_dashboard_through_mlflow_server(mlflow_server, tmp_path
     page = tmp_path / "served.html"
     page.write_bytes(served)
     _open_in_chromium(page, summary, tmp_path, "dashboard-tiny-study.png")
+
+
+# --- eight close-valued variants: the cost charts stay readable ------------------------------
+
+# Run in the page after it is laid out: every pair of variant-name texts inside one cost chart
+# whose boxes overlap (as Chromium lays them out), and the names each chart shows.
+OVERLAP_PROBE = """<script>
+(() => {
+  const report = {};
+  for (const fig of document.querySelectorAll('figure.plot[id^="pareto-"]')) {
+    const texts = [...fig.querySelectorAll('svg text')]
+      .map(t => [t.textContent.trim(), t.getBoundingClientRect()])
+      .filter(([s, r]) => s.startsWith('cbam-variant-') && r.width > 0);
+    const overlaps = [];
+    for (let i = 0; i < texts.length; i++)
+      for (let j = i + 1; j < texts.length; j++) {
+        const [a, r] = texts[i], [b, q] = texts[j];
+        if (r.left < q.right - 0.5 && q.left < r.right - 0.5 &&
+            r.top < q.bottom - 0.5 && q.top < r.bottom - 0.5) overlaps.push(a + ' / ' + b);
+      }
+    // A name cut off by the chart's edge is no better than one overlapped.
+    const box = fig.querySelector('svg').getBoundingClientRect();
+    const clipped = texts.filter(([, r]) => r.left < box.left - 0.5 || r.right > box.right + 0.5)
+      .map(([s]) => s);
+    report[fig.id] = {names: texts.map(([s]) => s).sort(), overlaps, clipped};
+  }
+  document.documentElement.setAttribute('data-label-report', JSON.stringify(report));
+})();
+</script>"""
+
+
+@needs_chromium
+def test_eight_close_variants_dashboard_labels_never_overlap(synthetic_study_frames, tmp_path):
+    """The usual CBAM case: eight variants within a fraction of a point and a few hundred
+    parameters of each other. Laid out by Chromium, no two names overlap in any cost chart,
+    and every chart still names all eight (in its legend); screenshot in test-artifacts/."""
+    import json
+
+    variants = [
+        {"name": f"cbam-variant-{i}", "effect": -0.05 * i, "params": 270_000 + 60 * i,
+         "latency_ms": 1.90 + 0.01 * i}
+        for i in range(8)
+    ]  # fmt: skip
+    trials, history = synthetic_study_frames(variants, [0, 1, 2], noise=0.05, seed_sd=0.05)
+    summary = stats.summarize(trials, history, study="eight-close", baseline="cbam-variant-0")
+    page = tmp_path / DASHBOARD_FILE
+    page.write_text(render_dashboard(summary).replace("</body>", OVERLAP_PROBE + "</body>"))
+    _open_in_chromium(page, summary, tmp_path, "dashboard-eight-close.png")
+
+    run = _chromium(page, tmp_path / "probe-profile", "--dump-dom")
+    found = re.search(r'data-label-report="([^"]*)"', run.stdout)
+    assert found, "the probe did not run"
+    report = json.loads(found.group(1).replace("&quot;", '"'))
+    assert set(report) == {"pareto-params", "pareto-gflops", "pareto-latency_ms"}
+    for chart, seen in report.items():
+        assert seen["overlaps"] == [], chart
+        assert seen["clipped"] == [], chart
+        assert seen["names"] == sorted(v["name"] for v in variants), chart
+
+
+@needs_chromium
+def test_the_overlap_probe_sees_two_names_on_top_of_each_other(tmp_path):
+    import json
+
+    svg = (
+        '<svg width="300" height="100"><text x="10" y="50">cbam-variant-1</text>'
+        '<text x="14" y="52">cbam-variant-2</text></svg>'
+    )
+    page = tmp_path / "probe.html"
+    page.write_text(
+        f'<html><body><figure class="plot" id="pareto-params">{svg}</figure>'
+        f"{OVERLAP_PROBE}</body></html>"
+    )
+    run = _chromium(page, tmp_path / "profile", "--dump-dom")
+    report = json.loads(
+        re.search(r'data-label-report="([^"]*)"', run.stdout).group(1).replace("&quot;", '"')
+    )
+    assert report["pareto-params"]["overlaps"] == ["cbam-variant-1 / cbam-variant-2"]
+    assert report["pareto-params"]["clipped"] == []

@@ -36,7 +36,9 @@ def quickstart_here(tmp_path, monkeypatch, fresh_mlflow_uri, synthetic_study_fra
     # The README's store: sqlite:///mlflow.db in the working directory.
     db = Path(fresh_mlflow_uri.removeprefix("sqlite:///"))
     monkeypatch.chdir(db.parent)
-    log_synthetic_study("sqlite:///mlflow.db", "quickstart", trials, history, baseline="none")
+    # Written through the absolute URI: MLflow caches a store per URI string, so a relative
+    # one would reach the previous test's file.
+    log_synthetic_study(fresh_mlflow_uri, "quickstart", trials, history, baseline="none")
     return db.parent
 
 

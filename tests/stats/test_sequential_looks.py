@@ -3,6 +3,8 @@ under the repeated looks, equivalence, and what it saves against the fixed-n des
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -104,3 +106,21 @@ def test_replay_is_the_same_on_a_rerun():
 def test_plan_refuses_start_past_max():
     with pytest.raises(ValueError):
         SequentialPlan(5, 3, Decision(min_effect=1.0))
+
+
+def test_boundaries_are_kept_on_disk_and_a_bad_file_is_recomputed(tmp_path, monkeypatch):
+    import ablation.stats.sequential as seq
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    seq._nominal_levels.cache_clear()
+    plan = SequentialPlan(3, 7, Decision(min_effect=1.0))
+    first = plan.efficacy_levels(0.05)
+    files = list((tmp_path / "ablation" / "boundaries").glob("*.json"))
+    assert len(files) == 1
+    seq._nominal_levels.cache_clear()
+    assert np.array_equal(plan.efficacy_levels(0.05), first)  # read back, not simulated
+    files[0].write_text("{not json", encoding="utf-8")
+    seq._nominal_levels.cache_clear()
+    assert np.array_equal(plan.efficacy_levels(0.05), first)
+    assert json.loads(files[0].read_text(encoding="utf-8"))["levels"] == first.tolist()
+    seq._nominal_levels.cache_clear()
