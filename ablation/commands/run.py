@@ -58,6 +58,7 @@ def main(args: argparse.Namespace) -> int:
         print("--max-concurrent: must be >= 1", file=sys.stderr)
         return 2
     uri = stores.tracking_uri(args.tracking_uri, study.tracking.uri)
+    live = live_refresh(uri, study.study)
     try:
         result = run_study(
             study,
@@ -65,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
             address=args.address,
             max_concurrent=args.max_concurrent,
             optuna_storage=args.optuna_storage,
-            live=live_refresh(uri, study.study),
+            live=live,
         )
     except (LeaseHeld, stores.UnwritablePath, RayAuthRefused) as err:
         print(f"ablation run: {err}", file=sys.stderr)
@@ -73,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue the study with: {_resume_command(args)}")
         return 1
-    _finish(args, result)
+    _finish(args, result, live)
     return result.exit_code
 
 
@@ -84,6 +85,17 @@ def live_refresh(tracking_uri: str, study_name: str) -> LiveRefresh | None:
     if every <= 0:
         return None
     return LiveRefresh(lambda: publish_study_report(tracking_uri, study_name, partial=True), every)
+
+
+def live_cost_line(live: LiveRefresh, wall_seconds: float, slots: int) -> str:
+    """What the live view cost: the refresh thread's CPU time is at most what it took from the
+    trials, out of the CPU-seconds the trial slots had (wall time x slots)."""
+    budget = max(wall_seconds * max(slots, 1), 1e-9)
+    return (
+        f"live view: {live.count} refreshes, {live.seconds:.1f}s wall, {live.cpu_seconds:.1f}s "
+        f"CPU in the driver: at most {100 * live.cpu_seconds / budget:.1f}% of the "
+        f"{budget:.0f} CPU-seconds of the {slots} trial slots"
+    )
 
 
 def publish_study_report(tracking_uri: str, study_name: str, *, partial: bool = False) -> str:
@@ -154,7 +166,7 @@ def _resume_command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def _finish(args: argparse.Namespace, result: RunResult) -> None:
+def _finish(args: argparse.Namespace, result: RunResult, live: LiveRefresh | None = None) -> None:
     """The closing lines: counts, the summary table, how to look at it, how to resume."""
     c = result.count
     print(
@@ -163,6 +175,8 @@ def _finish(args: argparse.Namespace, result: RunResult) -> None:
         f"{c(names.STATUS_FAILED)} failed, {c(names.STATUS_KILLED)} interrupted "
         f"in {result.wall_seconds:.1f}s"
     )
+    if live is not None and live.count:
+        print(live_cost_line(live, result.wall_seconds, result.concurrency))
     for t in result.trials:
         if t.status == names.STATUS_FAILED:
             reason = (t.error or "").strip().splitlines()[-1:] or [""]

@@ -277,17 +277,21 @@ class ResultCallback(_TrialCallback):
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class LiveRefresh:
     """A refresh of what a researcher watches while the study runs, and how often at most.
 
     `publish` is the run command's (run/ may not import report/ or dashboard/): it makes the
     summary and dashboard of the study as it stands, marked partial, and logs them on the
-    parent run.
+    parent run. The callback adds up what the refreshes cost: `count`, `seconds` (wall) and
+    `cpu_seconds` (the refresh thread's own CPU time: what it can take from the trials).
     """
 
     publish: Callable[[], object]
     every: float = 60.0  # seconds: at most one refresh per this many
+    count: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 class LiveCallback(_TrialCallback):
@@ -303,8 +307,6 @@ class LiveCallback(_TrialCallback):
         self.due = False
         self.last = -math.inf
         self.thread: threading.Thread | None = None
-        self.count = 0
-        self.seconds = 0.0  # spent refreshing, in the refresh thread
 
     def finished(self, record: TrialRecord, status: str, error: str | None) -> None:
         if status != names.STATUS_KILLED:
@@ -335,14 +337,15 @@ class LiveCallback(_TrialCallback):
         self.thread.start()
 
     def _publish(self) -> None:
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.thread_time()
         try:
             self.refresh.publish()
         except Exception as err:  # a refresh is a view; the study matters more
             log.warning("live refresh of the dashboard failed: %s: %s", type(err).__name__, err)
         finally:
-            self.count += 1
-            self.seconds += time.monotonic() - started
+            self.refresh.count += 1
+            self.refresh.seconds += time.monotonic() - started
+            self.refresh.cpu_seconds += time.thread_time() - cpu
 
 
 def _error_text(trial: Any) -> str:

@@ -8,7 +8,7 @@ import time
 from conftest import write_study
 from mlflow.tracking import MlflowClient
 
-from ablation.commands.run import publish_study_report
+from ablation.commands.run import live_cost_line, publish_study_report
 from ablation.dashboard import DASHBOARD_FILE
 from ablation.run.callbacks import Assigned, LiveCallback, LiveRefresh, TrialRecord
 from ablation.run.driver import run_study
@@ -39,7 +39,7 @@ def test_a_refresh_after_a_finished_trial_at_most_once_per_interval():
     assert len(calls) == 2 and calls[1] - calls[0] >= 0.5
     callback.on_step(2, [])  # nothing ended since: nothing to refresh
     callback.end_running()
-    assert len(calls) == 2 and callback.count == 2
+    assert len(calls) == 2 and callback.refresh.count == 2
 
 
 def test_the_study_runs_on_when_a_refresh_fails_and_the_page_says_partial(tmp_path):
@@ -59,9 +59,14 @@ def test_the_study_runs_on_when_a_refresh_fails_and_the_page_says_partial(tmp_pa
         publish_study_report(uri, "live", partial=True)
         pages.append(_dashboard(uri))
 
-    result = run_study(load_study(path), tracking_uri=uri, live=LiveRefresh(publish, every=0.0))
+    live = LiveRefresh(publish, every=0.0)
+    result = run_study(load_study(path), tracking_uri=uri, live=live)
     assert result.exit_code == 0 and result.count(names.STATUS_FINISHED) == 2
     assert calls == 2 and len(pages) == 1  # one per finished trial, the failed one included
+    # What it cost is measured, in the refresh thread, and said in one line.
+    assert live.count == 2 and live.cpu_seconds > 0 and 0 < live.seconds < result.wall_seconds
+    line = live_cost_line(live, result.wall_seconds, result.concurrency)
+    assert line.startswith("live view: 2 refreshes") and "% of the" in line
     assert "partial: as of " in pages[0] and "finished" in pages[0] and "still running" in pages[0]
     publish_study_report(uri, "live")  # the run command's final one: not partial
     assert "partial: as of" not in _dashboard(uri)
