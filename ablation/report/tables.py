@@ -418,6 +418,14 @@ def verdict_lines(summary: Summary, pm: str = PM) -> list[str]:
         needs = ""
         if r.get("decision") == "undecided" and _ok(r.get("seeds_needed")):
             needs = f"; needs about {int(r['seeds_needed'])} seeds"
+        d = summary.decision
+        if (
+            d is not None
+            and r.get("decision") in ("better", "worse")
+            and -d.min_effect < r["ci_low"] <= r["ci_high"] < d.min_effect
+        ):  # real, but smaller than what the researcher said matters
+            m = f"{d.min_effect:g}"
+            needs = f", by less than min_effect {m} (the interval lies inside ±{m})"
         lines.append(
             f"{r['variant']} vs {r['baseline']}: Δ {summary.metric} {fmt_signed(r['mean_diff'])} "
             f"({ci_label(r['ci_level'])} {fmt_ci(r['ci_low'], r['ci_high'])}{boot}; "

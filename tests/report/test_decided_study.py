@@ -89,3 +89,26 @@ def test_verdict_headline_interval_and_plot_agree(decided):
         assert to_hex(bar.get_color()[0]) == figures.VERDICT_COLOURS[klass].lower()
     for line, r in zip(tables.verdict_lines(decided), rows, strict=False):
         assert tables.fmt_ci(r["ci_low"], r["ci_high"]) in line and r["verdict"] in line
+
+
+def test_a_real_difference_smaller_than_min_effect_says_so():
+    """Significant, but the whole interval inside +-min_effect: the verdict line says both;
+    an effect beyond min_effect gets the plain verdict."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(13, 1, 5)
+    rows = [
+        {"trial_id": f"{v}-{s}", "variant": v, "seed": s, "status": "FINISHED",
+         "val_top1_error": base[s] + shift + rng.normal(0, 0.05)}
+        for v, shift in (("base", 0.0), ("slight", 0.9), ("clear", 4.0)) for s in range(5)
+    ]  # fmt: skip
+    summary = stats.summarize(
+        pd.DataFrame(rows), baseline="base", study="slight", decision={"min_effect": 2.0},
+        n_resamples=99,
+    )  # fmt: skip
+    c = summary.comparisons.set_index("variant")
+    assert c.loc["slight", "decision"] == c.loc["clear", "decision"] == "worse"
+    lines = {x.split(" vs ")[0]: x for x in tables.verdict_lines(summary)}
+    assert lines["slight"].endswith(
+        "worse, by less than min_effect 2 (the interval lies inside ±2)"
+    )
+    assert lines["clear"].endswith(": worse")
