@@ -15,6 +15,7 @@ The objects returned look like MLflow's where the commands read them (``run.info
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 import sqlite3
@@ -77,13 +78,21 @@ class SqliteReader:
         if not path.is_file():
             raise UnsupportedStore(f"{path} does not exist")
         try:
-            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            # Read-only; as_uri() percent-encodes what a URI would misread (?, #, spaces).
+            self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
             for table, columns in _SCHEMA.items():
                 have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
                 if not columns <= have:
                     raise UnsupportedStore(f"table {table} lacks {sorted(columns - have)}")
+                if table == "experiments":
+                    workspaces = "workspace" in have
         except sqlite3.Error as err:
             raise UnsupportedStore(str(err)) from err
+        # MLflow 3.17's workspaces: this reader knows the default one only.
+        if os.environ.get("MLFLOW_WORKSPACE", "default") != "default":
+            raise UnsupportedStore("a workspace other than the default one")
+        where = "workspace = 'default'" if workspaces else "1 = 1"
+        self._experiments = f"experiments WHERE {where}"
         self.path = path
 
     # -- experiments ---------------------------------------------------------------------------
@@ -96,16 +105,16 @@ class SqliteReader:
 
     def get_experiment_by_name(self, name: str) -> SimpleNamespace | None:
         row = self._db.execute(
-            "SELECT experiment_id, name, artifact_location, lifecycle_stage FROM experiments "
-            "WHERE name = ?",
+            "SELECT experiment_id, name, artifact_location, lifecycle_stage "
+            f"FROM {self._experiments} AND name = ?",
             (name,),
         ).fetchone()
         return self._experiment(row) if row else None
 
     def search_experiments(self, **_: Any) -> _Page:
         rows = self._db.execute(
-            "SELECT experiment_id, name, artifact_location, lifecycle_stage FROM experiments "
-            "WHERE lifecycle_stage = 'active' ORDER BY experiment_id"
+            "SELECT experiment_id, name, artifact_location, lifecycle_stage "
+            f"FROM {self._experiments} AND lifecycle_stage = 'active' ORDER BY experiment_id"
         )
         return _Page(self._experiment(r) for r in rows)
 

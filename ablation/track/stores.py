@@ -46,7 +46,9 @@ def optuna_storage(
         return chosen, None
     folder = sqlite_dir(tracking)
     if folder is not None:
-        return f"sqlite:///{folder / OPTUNA_FILE}", None
+        # Absolute, as recorded on the parent run: `ablation report` run from another
+        # directory still finds it (for the Optuna importance table).
+        return f"sqlite:///{folder.resolve() / OPTUNA_FILE}", None
     note = (
         f"note: the MLflow store {_host(tracking)} is a server; the Optuna study goes to the "
         f"local file {OPTUNA_FILE} (give --optuna-storage or search.storage to share it)"

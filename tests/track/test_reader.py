@@ -80,3 +80,17 @@ def test_other_stores_and_unknown_files_get_mlflows_client(tmp_path, store):
         SqliteReader(odd)  # open_client then leaves the file to MLflow's own checks
     with pytest.raises(UnsupportedStore):
         open_client(store[0]).search_runs(["1"], "metrics.val_loss < 1")
+
+
+def test_an_odd_file_name_and_another_workspace(store, tmp_path, monkeypatch):
+    import shutil
+
+    odd = tmp_path / "a dir#1" / "ml flow%.db"
+    odd.parent.mkdir()
+    shutil.copyfile(sqlite_path(store[0]), odd)
+    reader = open_client(f"sqlite:///{odd}")
+    assert isinstance(reader, SqliteReader)
+    assert reader.get_experiment_by_name("reader-study") is not None
+    monkeypatch.setenv("MLFLOW_WORKSPACE", "team-b")  # not the default: MLflow's client decides
+    with pytest.raises(UnsupportedStore, match="workspace"):
+        SqliteReader(odd)
