@@ -29,11 +29,16 @@ def earlier_paired_sd(
     backbone: str,
     metric: str,
 ) -> PairedSd | None:
-    """The pooled paired sd of the best-matching earlier study, or None when none matches."""
+    """The pooled paired sd of the best-matching earlier study, or None when none matches.
+
+    Another study sharing the baseline's trial ids comes first, then one on the same data set
+    and backbone, then this study's own finished trials (a rerun continues them)."""
     client = open_client(tracking_uri)
     by_data: PairedSd | None = None
+    own: PairedSd | None = None
     for experiment in client.search_experiments():
         if experiment.name == study:
+            own = _own_sd(tracking_uri, study, metric)
             continue
         try:
             runs = load_runs(tracking_uri, experiment.name)
@@ -57,7 +62,20 @@ def earlier_paired_sd(
         if shares_ids:
             return found
         by_data = found
-    return by_data
+    return by_data or own
+
+
+def _own_sd(tracking_uri: str, study: str, metric: str) -> PairedSd | None:
+    try:
+        runs = load_runs(tracking_uri, study)
+    except StudyNotFound:
+        return None
+    base = runs.parent.get("baseline")
+    if base is None or runs.trials.empty:
+        return None
+    sd, seconds = _pooled_sd(runs.trials, runs.history, base, metric)
+    why = "this study's own finished trials, which a rerun keeps"
+    return None if sd is None else PairedSd(sd, f"study {study} ({why})", seconds)
 
 
 def _same_data(client: Any, trials: pd.DataFrame, dataset: str, backbone: str) -> bool:
