@@ -48,6 +48,7 @@ SPENDING = ("linear", "pocock", "obrien-fleming")
 # the same boundaries on every machine and every rerun).
 _PATHS = 200_000
 _BOUNDARY_SEED = 20240512
+_BOUNDARY_VERSION = 1  # part of the on-disk cache key: raise it when `_simulated_levels` changes
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,9 @@ def _nominal_levels(
     """The levels, simulated once per plan and kept on disk: the driver computes them at its
     first look, and `ablation report` (a fresh process, which should answer in a second or
     two) reads them back instead of simulating 200,000 paths again."""
-    key = json.dumps([list(looks), repr(alpha), two_sided, spending, _PATHS, _BOUNDARY_SEED])
+    key = json.dumps(
+        [_BOUNDARY_VERSION, list(looks), repr(alpha), two_sided, spending, _PATHS, _BOUNDARY_SEED]
+    )
     path = _cache_file(key)
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
