@@ -37,9 +37,6 @@ def earlier_paired_sd(
     by_data: PairedSd | None = None
     own: PairedSd | None = None
     for experiment in client.search_experiments():
-        if experiment.name == study:
-            own = _own_sd(tracking_uri, study, metric)
-            continue
         try:
             runs = load_runs(tracking_uri, experiment.name)
         except StudyNotFound:
@@ -48,34 +45,28 @@ def earlier_paired_sd(
         trials = runs.trials
         if base is None or trials.empty:
             continue
-        shares_ids = bool(baseline_trial_ids & set(trials.loc[trials.variant == base, "trial_id"]))
-        if not shares_ids and by_data is not None:
-            continue
-        same_data = shares_ids or _same_data(client, trials, dataset, backbone)
-        if not same_data:
-            continue
-        sd, seconds = _pooled_sd(runs.trials, runs.history, base, metric)
+        shares_ids = False
+        if experiment.name == study:
+            why = "this study's own finished trials, which a rerun keeps"
+        else:
+            base_ids = set(trials.loc[trials.variant == base, "trial_id"])
+            shares_ids = bool(baseline_trial_ids & base_ids)
+            # Without shared ids only the first study on the same data and backbone counts.
+            second = by_data is not None
+            if not shares_ids and (second or not _same_data(client, trials, dataset, backbone)):
+                continue
+            why = "shares the baseline's trial ids" if shares_ids else "same data set and backbone"
+        sd, seconds = _pooled_sd(trials, runs.history, base, metric)
         if sd is None:
             continue
-        why = "shares the baseline's trial ids" if shares_ids else "same data set and backbone"
         found = PairedSd(sd, f"study {experiment.name} ({why})", seconds)
         if shares_ids:
             return found
-        by_data = found
+        if experiment.name == study:
+            own = found
+        else:
+            by_data = found
     return by_data or own
-
-
-def _own_sd(tracking_uri: str, study: str, metric: str) -> PairedSd | None:
-    try:
-        runs = load_runs(tracking_uri, study)
-    except StudyNotFound:
-        return None
-    base = runs.parent.get("baseline")
-    if base is None or runs.trials.empty:
-        return None
-    sd, seconds = _pooled_sd(runs.trials, runs.history, base, metric)
-    why = "this study's own finished trials, which a rerun keeps"
-    return None if sd is None else PairedSd(sd, f"study {study} ({why})", seconds)
 
 
 def _same_data(client: Any, trials: pd.DataFrame, dataset: str, backbone: str) -> bool:

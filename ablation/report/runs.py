@@ -109,19 +109,6 @@ def _trial_row(run: Any) -> dict[str, Any]:
 
 
 def _histories(client: Any, runs: list[Any], trial_of: dict[str, dict]) -> pd.DataFrame:
-    jobs = [
-        (run.info.run_id, key)
-        for run in runs
-        for key in run.data.metrics
-        if key in names.EPOCH_METRICS
-    ]
-
-    def fetch(job: tuple[str, str]) -> list[tuple]:
-        run_id, key = job
-        return [
-            (run_id, key, m.step, m.timestamp, m.value) for m in client.get_metric_history(*job)
-        ]
-
     if hasattr(client, "metric_histories"):  # the SQLite reader: one query for them all
         found = client.metric_histories([r.info.run_id for r in runs], list(names.EPOCH_METRICS))
         points = [
@@ -130,6 +117,18 @@ def _histories(client: Any, runs: list[Any], trial_of: dict[str, dict]) -> pd.Da
             for m in history
         ]
     else:
+        jobs = [
+            (run.info.run_id, key)
+            for run in runs
+            for key in run.data.metrics
+            if key in names.EPOCH_METRICS
+        ]
+
+        def fetch(job: tuple[str, str]) -> list[tuple]:
+            run_id, key = job
+            history = client.get_metric_history(*job)
+            return [(run_id, key, m.step, m.timestamp, m.value) for m in history]
+
         with ThreadPoolExecutor(max_workers=_HISTORY_WORKERS) as pool:
             points = [p for batch in pool.map(fetch, jobs) for p in batch]
     cols = ["trial_id", "variant", "seed", "epoch", *names.EPOCH_METRICS]

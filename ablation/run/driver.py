@@ -72,11 +72,15 @@ def run_study(
             )
         if note:
             print(note, file=out)
-        return _run_study(study, uri, storage, started, address, max_concurrent, out, live)
+        return _run_study(
+            study, uri=uri, storage=storage, started=started, address=address,
+            max_concurrent=max_concurrent, out=out, live=live,
+        )  # fmt: skip
 
 
 def _run_study(
     study: Study,
+    *,
     uri: str,
     storage: str,
     started: float,

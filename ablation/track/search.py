@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ablation.track.reader import SqliteReader
-
 PAGE = 1000  # MLflow's largest page for search_runs
 
 
@@ -18,22 +16,14 @@ def search_runs(
     order_by: Sequence[str] | None = None,
     limit: int | None = None,
 ) -> Iterator[Any]:
-    """The active runs that match, in `order_by` order, at most `limit` of them.
-
-    `client` is an MlflowClient or the light commands' `SqliteReader`."""
-    if isinstance(client, SqliteReader):
-        view = None  # it reads active runs only
-    else:
-        from mlflow.entities import ViewType
-
-        view = ViewType.ACTIVE_ONLY
+    """The active runs that match (MLflow's default view), in `order_by` order, at most `limit`
+    of them. `client` is an MlflowClient or the light commands' `SqliteReader`."""
     token = None
     left = limit
     while left is None or left > 0:
         page = client.search_runs(
             list(experiment_ids),
             filter_string=filter_string,
-            run_view_type=view,
             max_results=PAGE if left is None else min(PAGE, left),
             order_by=list(order_by or []),
             page_token=token,
