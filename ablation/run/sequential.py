@@ -25,27 +25,14 @@ from ablation.run.callbacks import Assignments, TrialRecord, _TrialCallback
 from ablation.run.progress import Printer, Progress
 from ablation.run.reconcile import StudyTrials
 from ablation.run.search import TrialQueue, objective_values
-from ablation.stats.decide import Decision
-from ablation.stats.sequential import CONTINUE, Look, SequentialPlan, looks, next_seeds
+from ablation.stats.sequential import CONTINUE, Look, looks, next_seeds
 from ablation.study import Study, all_variants, seed_trials
+from ablation.study.plan import sequential_plan
 from ablation.track import names
 from ablation.track.writer import StudyWriter
 
 # What `SequentialQueue.next` answers while trials of the current look are still running.
 WAIT = "wait"
-
-
-def sequential_plan(study: Study) -> SequentialPlan:
-    """The group-sequential plan of a study with `seeds: {start, max}` and `decision`."""
-    seq, decision = study.sequential_seeds, study.decision
-    if seq is None or decision is None:
-        raise ValueError(f"study {study.study!r} has no sequential seeds with a decision")
-    return SequentialPlan(
-        seq.start,
-        seq.max,
-        decision=Decision(**decision.model_dump()),
-        mode=study.metric.mode,
-    )
 
 
 class SeedSequence:

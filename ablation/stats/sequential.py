@@ -393,3 +393,68 @@ def final_decisions(history: Sequence[Look]) -> dict[str, ComparisonLook]:
     for look in history:
         out.update(look.comparisons)
     return out
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """What a sequential plan is expected to do at a paired sd, simulated through `replay`.
+
+    Scenarios: every comparison's true effect 0, min_effect or 2 x min_effect (in the better
+    direction). `power` is the chance a comparison at min_effect ends better, `equivalent` the
+    chance one at 0 ends equivalent, `trials` the study's mean trials in each scenario
+    (baseline included: it runs as long as its longest comparison); `fixed_*` the same for the
+    fixed-n design of `fixed_n` seeds (Holm's paired t-tests, the TOST at alpha), simulated on
+    fresh seeds.
+    """
+
+    comparisons: int
+    studies: int
+    power: float
+    equivalent: float
+    trials: dict[str, float]
+    fixed_n: int
+    fixed_power: float
+    fixed_equivalent: float
+
+    @property
+    def fixed_trials(self) -> int:
+        return self.fixed_n * (self.comparisons + 1)
+
+
+SCENARIOS = {"0": 0.0, "min_effect": 1.0, "2 x min_effect": 2.0}
+_FORECAST_SEED = 20241201
+
+
+def forecast(
+    plan: SequentialPlan, sd: float, comparisons: int, fixed_n: int, studies: int = 2000
+) -> Forecast:
+    """Simulate `studies` planted studies of `comparisons` comparisons per scenario, through
+    the rule the driver runs (seeded: the same numbers on every machine)."""
+    rng = np.random.default_rng(_FORECAST_SEED)
+    d = plan.decision
+    m = comparisons
+    sign = -1.0 if plan.mode == "min" else 1.0
+    trials: dict[str, float] = {}
+    rates: dict[str, float] = {}
+    for name, k in SCENARIOS.items():
+        effect = sign * k * d.min_effect
+        x = effect + sd * rng.standard_normal((studies, m, plan.max))
+        rep, used = replay(plan, x)
+        trials[name] = float((used.sum(axis=1) + used.max(axis=1)).mean())
+        f = effect + sd * rng.standard_normal((studies, m, fixed_n))
+        mean, s = f.mean(axis=2), f.std(axis=2, ddof=1)
+        p = 2 * sps.t.sf(np.abs(mean) / (s / math.sqrt(fixed_n)), fixed_n - 1)
+        # Holm's step-down: the j-th smallest p against alpha / (m - j), stopping at the first
+        # that fails; the ones before it are rejected.
+        ordered = np.sort(p, axis=1)
+        passed = np.cumprod(ordered <= d.alpha / (m - np.arange(m)), axis=1).sum(axis=1)
+        reject = np.argsort(np.argsort(p, axis=1, kind="stable"), axis=1) < passed[:, None]
+        if name == "min_effect":
+            rates["power"] = float(np.mean(rep.decision == _BETTER))
+            rates["fixed_power"] = float(np.mean(reject & (np.sign(mean) == sign)))
+        elif name == "0":
+            rates["equivalent"] = float(np.mean(rep.decision == _EQUIVALENT))
+            half = sps.t.ppf(1 - d.alpha, fixed_n - 1) * s / math.sqrt(fixed_n)
+            inside = np.abs(mean) + half < d.min_effect
+            rates["fixed_equivalent"] = float(np.mean(~reject & inside))
+    return Forecast(comparisons=m, studies=studies, trials=trials, fixed_n=fixed_n, **rates)

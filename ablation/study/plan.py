@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from ablation.stats.decide import seeds_for_power
+from ablation.stats.decide import Decision, seeds_for_power
+from ablation.stats.sequential import SequentialPlan, forecast
 from ablation.study.design import (
     all_variants,
     factor_names,
@@ -208,14 +209,48 @@ def power_plan(study: Study, trials: pd.DataFrame, earlier: PairedSd | None = No
         )
     lines.append(cost)
     seq = study.sequential_seeds
-    if seq is not None:
-        lines.append(
-            f"  sequential seeds {seq.start}..{seq.max}: at most {seq.max * len(variants)} "
-            "trials; decided comparisons stop early"
-            + ("" if seq.max >= n else f"; max {seq.max} < {n}: expect undecided comparisons")
-        )
-    else:
+    if seq is not None and compared:
+        lines += sequential_forecast(study, plan_sd.sd, len(compared), n)
+    elif seq is None:
         have = len(study.seeds)
         if have < n:
             lines.append(f"  the study runs {have} seeds: fewer than the {n} planned")
+    return lines
+
+
+def sequential_plan(study: Study) -> SequentialPlan:
+    """The group-sequential plan of a study with `seeds: {start, max}` and `decision`."""
+    seq, decision = study.sequential_seeds, study.decision
+    if seq is None or decision is None:
+        raise ValueError(f"study {study.study!r} has no sequential seeds with a decision")
+    return SequentialPlan(
+        seq.start,
+        seq.max,
+        decision=Decision(**decision.model_dump()),
+        mode=study.metric.mode,
+    )
+
+
+def sequential_forecast(study: Study, sd: float, comparisons: int, fixed_n: int) -> list[str]:
+    """What the study's sequential seeds are expected to cost and find, against the fixed-n
+    plan of `fixed_n` seeds: simulated at the plan's paired sd through the driver's own rule."""
+    plan = sequential_plan(study)
+    f = forecast(plan, sd, comparisons, fixed_n)
+    variants = comparisons + 1
+    t = f.trials
+    lines = [
+        f"  sequential seeds {plan.start}..{plan.max}: at most {plan.max * variants} trials; "
+        f"simulated at paired sd {sd:.3g} ({f.studies} studies per case,",
+        "  every comparison at the same true effect):",
+        f"    power at min_effect {f.power:.2f} (fixed {fixed_n} seeds: {f.fixed_power:.2f}), "
+        f"equivalent at 0 {f.equivalent:.2f} (fixed: {f.fixed_equivalent:.2f})",
+        f"    mean trials: {t['0']:.0f} if every effect is 0, {t['min_effect']:.0f} at min_effect, "
+        f"{t['2 x min_effect']:.0f} at 2 x min_effect (fixed: {f.fixed_trials})",
+    ]
+    if f.power < plan.decision.power:
+        lines.append(
+            f"    power {f.power:.2f} is below the declared {plan.decision.power:g}: raise max "
+            f"(1.3-1.4 x the {fixed_n} planned seeds matched the fixed plan's power in "
+            "simulation, docs/study-file.md)"
+        )
     return lines

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ablation.study import expand, parse_study
@@ -102,6 +104,10 @@ def test_power_plan_prints_the_seeds_needed(tmp_path, capsys):
     # sd 1.5, effect 2, alpha 0.05 / 2 comparisons, power 0.8: 9 seeds (noncentral t).
     assert "paired sd 1.5 from decision.pilot_sd" in out
     assert "kernel_size=3 vs plain: 9 seeds" in out and "27 trials" in out
+    # The sequential seeds' forecast: simulated power against the fixed plan's, mean trials.
+    assert "sequential seeds 3..12: at most 36 trials; simulated at paired sd 1.5" in out
+    assert re.search(r"power at min_effect 0\.\d\d \(fixed 9 seeds: 0\.\d\d\)", out)
+    assert re.search(r"mean trials: \d+ if every effect is 0, .* \(fixed: 27\)", out)
     assert not (tmp_path / "m.db").exists()
 
 
