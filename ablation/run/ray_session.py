@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import secrets
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,7 @@ def start_ray(address: str | None, log_file: Path) -> Path | None:
         ):
             start = sink.tell()
             try:
+                _gcs_takes_the_token(address)
                 context = ray.init(
                     address=address,
                     log_to_driver=False,
@@ -83,6 +85,30 @@ def start_ray(address: str | None, log_file: Path) -> Path | None:
         _started_session = Path(info["session_dir"]) if info.get("session_dir") else None
     _log_ray_to(log_file)
     return _current_session()
+
+
+def _gcs_takes_the_token(address: str | None) -> None:
+    """Ask the GCS at HOST:PORT for its cluster id before ray.init, which retries a refused
+    token for about 20 s before it gives up; a client of the GCS alone is answered at once.
+    Raises AuthenticationError on a refusal; says nothing when the address is not HOST:PORT,
+    accepts no connection within a second, or does not answer as a GCS (Ray's client gives up
+    on that after about 12 s): ray.init then reports it as before."""
+    host, sep, port = (address or "").rpartition(":")
+    if not (sep and host and port.isdigit()) or "://" in host:
+        return
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            pass
+    except OSError:
+        return
+    from ray._raylet import InnerGcsClient
+
+    try:
+        InnerGcsClient.standalone(f"{host}:{port}", None, 2000)
+    except AuthenticationError:
+        raise
+    except Exception:  # not a GCS, or one too slow to answer: left to ray.init
+        return
 
 
 def use_token_from_env() -> None:
