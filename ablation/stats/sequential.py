@@ -40,6 +40,7 @@ from ablation.stats.decide import (
     Decision,
     seeds_for_power,
 )
+from ablation.stats.intervals import holm
 
 CONTINUE = "continue"  # at a look: not decided yet, another seed is run
 SPENDING = ("linear", "pocock", "obrien-fleming")
@@ -444,11 +445,7 @@ def forecast(
         f = effect + sd * rng.standard_normal((studies, m, fixed_n))
         mean, s = f.mean(axis=2), f.std(axis=2, ddof=1)
         p = 2 * sps.t.sf(np.abs(mean) / (s / math.sqrt(fixed_n)), fixed_n - 1)
-        # Holm's step-down: the j-th smallest p against alpha / (m - j), stopping at the first
-        # that fails; the ones before it are rejected.
-        ordered = np.sort(p, axis=1)
-        passed = np.cumprod(ordered <= d.alpha / (m - np.arange(m)), axis=1).sum(axis=1)
-        reject = np.argsort(np.argsort(p, axis=1, kind="stable"), axis=1) < passed[:, None]
+        reject = np.array([holm(row, d.alpha)[1] for row in p])
         if name == "min_effect":
             rates["power"] = float(np.mean(rep.decision == _BETTER))
             rates["fixed_power"] = float(np.mean(reject & (np.sign(mean) == sign)))
