@@ -22,9 +22,9 @@ from ablation.attention.cbam import (
     normalize_cbam_knobs,
 )
 from ablation.attention.se import SqueezeExcitation
+from ablation.vocabulary.attention import ATTENTIONS
 from ablation.vocabulary.cbam import CBAM_BACKENDS
 
-ATTENTIONS = ("none", "se", "cbam")
 
 __all__ = [
     "ATTENTIONS",

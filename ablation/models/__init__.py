@@ -7,10 +7,11 @@ from typing import Any
 
 from torch import nn
 
-from ablation.attention import ATTENTIONS, normalize_cbam_knobs
+from ablation.attention import normalize_cbam_knobs
 from ablation.models.cifar_resnet import build_cifar_resnet
 from ablation.models.mobilenet import build_mobilenet_v2
 from ablation.models.resnet import build_resnet
+from ablation.vocabulary.attention import ATTENTIONS
 from ablation.vocabulary.backbones import BACKBONES
 
 # One builder per family of ablation/vocabulary/backbones.py.

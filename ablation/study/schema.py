@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from ablation.vocabulary import cbam as knobs
+from ablation.vocabulary.attention import ATTENTIONS
 from ablation.vocabulary.backbones import BACKBONES
 from ablation.vocabulary.datasets import DATASETS, ClutterParams
 from ablation.vocabulary.metrics import COMPARABLE
@@ -108,7 +109,7 @@ class CBAMConfig(_Model):
 
 class ModelConfig(_Model):
     backbone: str
-    attention: Literal["none", "se", "cbam"] = "cbam"
+    attention: Literal[ATTENTIONS] = "cbam"  # type: ignore[valid-type]
     cbam: CBAMConfig = CBAMConfig()
 
     @field_validator("backbone")
