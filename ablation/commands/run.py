@@ -8,6 +8,7 @@ run and prints the paper-style table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -105,7 +106,7 @@ def publish_study_report(tracking_uri: str, study_name: str, *, partial: bool = 
     with the time and the trial counts."""
     summary, runs = study_summary(tracking_uri, study_name)
     if partial:
-        summary.partial = partial_line(runs.trials.get("status", []))
+        summary = dataclasses.replace(summary, partial=partial_line(runs.trials.get("status", [])))
     client = MlflowClient(tracking_uri)
     run_id = runs.parent["run_id"]
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,7 +19,7 @@ import jinja2
 
 from ablation.report import figures, tables
 from ablation.report.export import html_table
-from ablation.report.stats import Summary
+from ablation.report.summary import Summary
 from ablation.track import names
 
 DASHBOARD_FILE = names.DASHBOARD_ARTIFACT

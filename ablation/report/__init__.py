@@ -1,14 +1,15 @@
 """The ablation summary: MLflow runs -> pandas -> statistics -> md/csv/latex/html/json/parquet.
 
-`runs` reads the study from MLflow, `stats` computes (pure), `tables`/`export` format; this
-module wires them into the summary of a study in a store.
+`runs` reads the study from MLflow, `summary` computes (pure: `variants`, `comparisons`,
+`factorial`), `tables`/`export` format; this module wires them into the summary of a study in
+a store.
 """
 
 from __future__ import annotations
 
 from ablation.report.export import FORMATS
 from ablation.report.runs import StudyNotFound, StudyRuns, load_runs, optuna_importance
-from ablation.report.stats import Summary, summarize
+from ablation.report.summary import Summary, summarize
 
 __all__ = [
     "FORMATS",
@@ -42,8 +43,8 @@ def summary_of_runs(runs: StudyRuns, *, importance: bool = True) -> Summary:
         # parent run records them (absent: verdicts as without a decision).
         decision=p.get("decision"),
         sequential_seeds=p.get("sequential_seeds"),
+        notes=[*runs.notes, *([why_not] if why_not else [])],
     )
-    summary.notes += runs.notes + ([why_not] if why_not else [])
     return summary
 
 

@@ -45,7 +45,7 @@ from pandas.io.formats.style import Styler
 from pandas.io.formats.style_render import _escape_latex
 
 from ablation.report import tables
-from ablation.report.stats import Summary
+from ablation.report.summary import Summary
 
 FORMATS = ("md", "csv", "latex", "html", "json", "parquet")
 EXTENSIONS = {

@@ -30,7 +30,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from ablation.report import tables
-from ablation.report.stats import Summary, pareto_front
+from ablation.report.summary import Summary
+from ablation.report.variants import pareto_front
 from ablation.stats.intervals import BOOTSTRAP_MIN_N
 
 # Okabe & Ito (2008); black first for the baseline, yellow last (weak on white).

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ablation.report.comparisons import paired_differences
 from ablation.report.runs import StudyNotFound, load_runs
-from ablation.report.stats import paired, trial_values
+from ablation.report.variants import trial_values
 from ablation.study.plan import PairedSd
 from ablation.track import names
 from ablation.track.reader import open_client
@@ -83,11 +84,9 @@ def _pooled_sd(
         return None, None
     finished = values[values["status"] == names.STATUS_FINISHED]
     squares, dof = 0.0, 0
-    for variant in pd.unique(finished["variant"]):
-        if variant == baseline:
-            continue
-        pairs = paired(finished, variant, baseline, metric)
-        d = (pairs["variant"] - pairs["baseline"]).to_numpy(dtype=float)
+    pairs = paired_differences(finished, pd.unique(finished["variant"]), baseline, metric)
+    for p in pairs.values():
+        d = p["diff"].to_numpy(dtype=float)
         if len(d) >= 2:
             squares += float(((d - d.mean()) ** 2).sum())
             dof += len(d) - 1

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ablation.report.stats import Summary
+from ablation.report.summary import Summary
 from ablation.stats.intervals import BOOTSTRAP_MIN_N
 
 PM = "±"  # the exporters swap this for their own notation (LaTeX: $\pm$)

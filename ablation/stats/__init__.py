@@ -4,18 +4,11 @@ numpy and scipy only (no torch, no MLflow, no pandas frames): the report (`ablat
 reads comparisons through it, and the study layer's sequential plan and the driver decide which
 seeds to run next with the same functions, so a decision on the dashboard is the decision the
 driver acted on. (`ablation.stats.decide.decide` is reached through its module, which this
-package's name `decide` would otherwise shadow.)
+package's name `decide` would otherwise shadow.) The verdict words re-exported here are
+`ablation.vocabulary.verdicts`'.
 """
 
-from ablation.stats.decide import (
-    BETTER,
-    DECISIONS,
-    EQUIVALENT,
-    UNDECIDED,
-    WORSE,
-    Decision,
-    seeds_for_power,
-)
+from ablation.stats.decide import Decision, seeds_for_power
 from ablation.stats.intervals import (
     BOOTSTRAP_MIN_N,
     bootstrap_mean_ci,
@@ -24,6 +17,7 @@ from ablation.stats.intervals import (
     t_interval,
 )
 from ablation.stats.sequential import Look, SequentialPlan, looks, next_seeds
+from ablation.vocabulary.verdicts import BETTER, DECISIONS, EQUIVALENT, UNDECIDED, WORSE
 
 __all__ = [
     "BETTER",

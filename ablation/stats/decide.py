@@ -17,12 +17,8 @@ import numpy as np
 from scipy import stats as sps
 
 from ablation.stats.intervals import has_spread
-
-BETTER = "better"
-WORSE = "worse"
-EQUIVALENT = "equivalent"
-UNDECIDED = "undecided"
-DECISIONS = (BETTER, WORSE, EQUIVALENT, UNDECIDED)
+from ablation.vocabulary.direction import Direction
+from ablation.vocabulary.verdicts import BETTER, EQUIVALENT, UNDECIDED, WORSE
 
 # Past this many seeds a plan is not a plan: say "more than" instead of a number.
 MAX_SEEDS = 1000
@@ -52,10 +48,6 @@ def paired_t(d: np.ndarray) -> tuple[float, float]:
     return (np.nan, np.nan)
 
 
-def improves(mean_diff: float, mode: str) -> bool:
-    return mean_diff < 0 if mode == "min" else mean_diff > 0
-
-
 def equivalent(d: np.ndarray, min_effect: float, alpha: float) -> bool:
     """TOST at alpha: the (1 - 2 alpha) t-interval of the mean lies inside +-min_effect."""
     low, high = tost_interval(d, alpha)
@@ -76,7 +68,7 @@ def decide(
     d: Sequence[float] | np.ndarray,
     *,
     significant: bool,
-    mode: str,
+    mode: str | Direction,
     decision: Decision,
     n_comparisons: int = 1,
 ) -> tuple[str, float]:
@@ -88,21 +80,33 @@ def decide(
     x = np.asarray(d, dtype=float)
     x = x[np.isfinite(x)]
     if significant and len(x):
-        return (BETTER if improves(float(x.mean()), mode) else WORSE, np.nan)
+        return (BETTER if Direction.of(mode).improves(float(x.mean())) else WORSE, np.nan)
     if equivalent(x, decision.min_effect, decision.alpha):
         return (EQUIVALENT, np.nan)
-    sd = float(x.std(ddof=1)) if has_spread(x) else decision.pilot_sd
-    needed = (
-        seeds_for_power(
-            sd,
-            decision.min_effect,
-            alpha=decision.alpha / max(n_comparisons, 1),
-            power=decision.power,
-        )
-        if sd
-        else np.nan
-    )
-    return (UNDECIDED, float(needed))
+    sd, _ = planning_sd(x, decision)
+    needed = seeds_needed(sd, decision, n_comparisons)
+    return (UNDECIDED, np.nan if needed is None else float(needed))
+
+
+def planning_sd(d: Sequence[float] | np.ndarray, decision: Decision) -> tuple[float | None, str]:
+    """(sd, where it came from) of the paired differences a plan reads: the observed sd where
+    they vary, else the study's ``pilot_sd``; ``(None, "none")`` without either."""
+    x = np.asarray(d, dtype=float)
+    x = x[np.isfinite(x)]
+    if has_spread(x):
+        return (float(x.std(ddof=1)), "observed")
+    if decision.pilot_sd:
+        return (decision.pilot_sd, "decision.pilot_sd")
+    return (None, "none")
+
+
+def seeds_needed(sd: float | None, decision: Decision, n_comparisons: int = 1) -> int | None:
+    """The seeds the declared power at min_effect needs at paired sd `sd`, at Holm's first-step
+    level alpha / m for m comparisons; None without an sd to plan from."""
+    if not sd:
+        return None
+    alpha = decision.alpha / max(n_comparisons, 1)
+    return seeds_for_power(sd, decision.min_effect, alpha=alpha, power=decision.power)
 
 
 def power_paired_t(n: np.ndarray | int, sd: float, effect: float, alpha: float) -> np.ndarray:

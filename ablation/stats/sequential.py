@@ -32,17 +32,11 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as sps
 
-from ablation.stats.decide import (
-    BETTER,
-    EQUIVALENT,
-    UNDECIDED,
-    WORSE,
-    Decision,
-    seeds_for_power,
-)
+from ablation.stats.decide import Decision, seeds_needed
 from ablation.stats.intervals import holm
+from ablation.vocabulary.direction import Direction
+from ablation.vocabulary.verdicts import BETTER, CONTINUE, EQUIVALENT, UNDECIDED, WORSE
 
-CONTINUE = "continue"  # at a look: not decided yet, another seed is run
 SPENDING = ("linear", "pocock", "obrien-fleming")
 
 # The boundaries are computed by simulating the planned looks once (seeded: the same plan has
@@ -54,15 +48,19 @@ _BOUNDARY_VERSION = 1  # part of the on-disk cache key: raise it when `_simulate
 
 @dataclass(frozen=True)
 class SequentialPlan:
-    """`seeds: {start, max}` with the study's `decision`, the metric's mode and the spending."""
+    """`seeds: {start, max}` with the study's `decision`, the metric's mode and the spending.
+
+    `mode` may be given as the study file's plain ``"min"``/``"max"``; it is kept a `Direction`.
+    """
 
     start: int
     max: int
     decision: Decision
-    mode: str = "min"
+    mode: Direction = Direction.MIN
     spending: str = "linear"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", Direction.of(self.mode))
         if not 2 <= self.start <= self.max:
             raise ValueError(
                 f"sequential seeds need 2 <= start <= max; got {self.start}, {self.max}"
@@ -236,9 +234,8 @@ def replay(
         lengths = np.full((S, C), x.shape[2])
     looks_at = plan.looks_at
     K = len(looks_at)
-    alpha = plan.decision.alpha
     # Holm's levels by how many comparisons were already rejected: alpha / (C - r).
-    table = np.array([plan.efficacy_levels(alpha / (C - r)) for r in range(C)])
+    table = np.array([plan.efficacy_levels(plan.decision.alpha / (C - r)) for r in range(C)])
     eq = plan.equivalence_levels()
     shape = (K, S, C)
     out = {
@@ -250,47 +247,18 @@ def replay(
     rejected = np.zeros(S, dtype=int)
     alive = np.ones(S, dtype=bool)  # the study's looks are still happening
     used = np.zeros((S, C), dtype=int)
-    rows = np.arange(S)
     for k, n in enumerate(looks_at):
         is_open = state == _OPEN
         alive &= ~np.any(is_open & (lengths < n), axis=1) & is_open.any(axis=1)
         active = is_open & alive[:, None]
         if not active.any():
             break
-        d = x[:, :, :n]
-        mean = d.mean(axis=2)
-        sd = d.std(axis=2, ddof=1)
-        spread = sd > 1e-9 * np.maximum(1.0, np.abs(mean))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = mean / (sd / math.sqrt(n))
-        p = np.where(spread, 2 * sps.t.sf(np.abs(t), n - 1), np.nan)
-        p = np.where(~spread & (np.abs(mean) <= 1e-9), 1.0, p)
-        # Holm's step-down among the open comparisons, smallest p first.
+        mean, sd, spread, p = _paired_tests(x[:, :, :n])
         key = np.where(active & np.isfinite(p), p, np.inf)
-        order = np.argsort(key, axis=1, kind="stable")
-        level = np.full((S, C), np.nan)
-        stepping = alive.copy()
-        r = rejected.copy()
-        for j in range(C):
-            c = order[:, j]
-            cur = table[np.minimum(r, C - 1), k]
-            level[rows, c] = cur
-            pj = key[rows, c]
-            hit = stepping & (pj <= cur)
-            better = improves_array(mean[rows, c], plan.mode)
-            state[rows[hit], c[hit]] = np.where(better[hit], _BETTER, _WORSE)
-            r = r + hit
-            stepping &= hit
-        rejected = r
-        # Equivalence among those still open: the (1 - 2 gamma_k) t-interval inside +-margin.
+        level, rejected = _holm_step(state, key, mean, table[:, k], alive, rejected, plan.mode)
         g = float(eq[k])
-        q = sps.t.ppf(1 - g, n - 1) if g > 0 else np.inf
-        half = q * sd / math.sqrt(n)
-        margin = plan.decision.min_effect
-        equiv = (
-            active & (state == _OPEN) & spread & (mean - half > -margin) & (mean + half < margin)
-        )
-        state[equiv] = _EQUIVALENT
+        equiv = _equivalent(mean, sd, n, g, plan.decision.min_effect)
+        state[active & (state == _OPEN) & spread & equiv] = _EQUIVALENT
         if k == K - 1:
             state[active & (state == _OPEN)] = _UNDECIDED
         qe = np.where(level > 0, sps.t.ppf(1 - level / 2, n - 1), np.inf)
@@ -310,8 +278,60 @@ def replay(
     return Replay(code=code, **out), used
 
 
-def improves_array(mean: np.ndarray, mode: str) -> np.ndarray:
-    return mean < 0 if mode == "min" else mean > 0
+def _paired_tests(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, sd, spread, p) over the last axis of `d` [study, comparison, seed]: the paired
+    t-test's two-sided p, 1 for all-zero differences, NaN where a constant one has no spread."""
+    n = d.shape[2]
+    mean = d.mean(axis=2)
+    sd = d.std(axis=2, ddof=1)
+    spread = sd > 1e-9 * np.maximum(1.0, np.abs(mean))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = mean / (sd / math.sqrt(n))
+    p = np.where(spread, 2 * sps.t.sf(np.abs(t), n - 1), np.nan)
+    p = np.where(~spread & (np.abs(mean) <= 1e-9), 1.0, p)
+    return mean, sd, spread, p
+
+
+def _holm_step(
+    state: np.ndarray,
+    key: np.ndarray,
+    mean: np.ndarray,
+    levels: np.ndarray,
+    alive: np.ndarray,
+    rejected: np.ndarray,
+    direction: Direction,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Holm's step-down among the open comparisons at one look, smallest p (`key`) first.
+
+    `levels[r]` is the look's level once r comparisons of a study were rejected. Marks each
+    rejection better/worse in `state`; returns every comparison's level and the studies' new
+    rejection counts.
+    """
+    S, C = key.shape
+    rows = np.arange(S)
+    order = np.argsort(key, axis=1, kind="stable")
+    level = np.full((S, C), np.nan)
+    stepping = alive.copy()
+    r = rejected.copy()
+    for j in range(C):
+        c = order[:, j]
+        cur = levels[np.minimum(r, C - 1)]
+        level[rows, c] = cur
+        hit = stepping & (key[rows, c] <= cur)
+        better = direction.sign * mean[rows, c] > 0
+        state[rows[hit], c[hit]] = np.where(better[hit], _BETTER, _WORSE)
+        r = r + hit
+        stepping &= hit
+    return level, r
+
+
+def _equivalent(
+    mean: np.ndarray, sd: np.ndarray, n: int, gamma: float, margin: float
+) -> np.ndarray:
+    """The TOST at one look: the (1 - 2 gamma) t-interval lies inside +-margin."""
+    q = sps.t.ppf(1 - gamma, n - 1) if gamma > 0 else np.inf
+    half = q * sd / math.sqrt(n)
+    return (mean - half > -margin) & (mean + half < margin)
 
 
 def looks(plan: SequentialPlan, diffs: Mapping[str, Sequence[float]]) -> list[Look]:
@@ -347,14 +367,7 @@ def looks(plan: SequentialPlan, diffs: Mapping[str, Sequence[float]]) -> list[Lo
             sd = float(rep.sd[k, 0, i])
             sd = sd if sd > 0 else (plan.decision.pilot_sd or 0.0)
             if code == _UNDECIDED and sd > 0:
-                needed = float(
-                    seeds_for_power(
-                        sd,
-                        plan.decision.min_effect,
-                        alpha=plan.decision.alpha / m,
-                        power=plan.decision.power,
-                    )
-                )
+                needed = float(seeds_needed(sd, plan.decision, m))
             look.comparisons[c] = ComparisonLook(
                 comparison=c,
                 n=n,
@@ -434,7 +447,7 @@ def forecast(
     rng = np.random.default_rng(_FORECAST_SEED)
     d = plan.decision
     m = comparisons
-    sign = -1.0 if plan.mode == "min" else 1.0
+    sign = plan.mode.sign
     trials: dict[str, float] = {}
     rates: dict[str, float] = {}
     for name, k in SCENARIOS.items():

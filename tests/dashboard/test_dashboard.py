@@ -21,7 +21,8 @@ import yaml
 from ablation.commands.dashboard import main as dashboard_command
 from ablation.commands.run import publish_study_report
 from ablation.dashboard import DASHBOARD_FILE, render_dashboard
-from ablation.report import stats, tables
+from ablation.report import tables
+from ablation.report.summary import Summary, summarize
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -49,7 +50,7 @@ def synthetic_summary(synthetic_study_frames):
         epochs=4,
         statuses={("k3-avg", 1): "FAILED", ("k7-avg", 2): "STOPPED"},
     )
-    return stats.summarize(
+    return summarize(
         trials, history, study="synthetic-pooling", baseline="no-attention", n_resamples=999
     )
 
@@ -93,7 +94,7 @@ class _Dom(HTMLParser):
             self.stack.pop()
 
 
-def _expected_plots(summary: stats.Summary) -> set[str]:
+def _expected_plots(summary: Summary) -> set[str]:
     ids = {"forest", "curve-val_top1_error", "curve-train_loss"}
     ids |= {f"effect-{i}" for i in range(len(summary.factors))}
     cells = summary.interaction_cells
@@ -103,7 +104,7 @@ def _expected_plots(summary: stats.Summary) -> set[str]:
     return ids
 
 
-def _check_plots(dom: _Dom, summary: stats.Summary) -> None:
+def _check_plots(dom: _Dom, summary: Summary) -> None:
     expected = _expected_plots(summary)
     assert set(dom.figures) == expected
     for fig, counts in dom.figures.items():
@@ -155,7 +156,7 @@ def _chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedPro
     return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
 
 
-def _open_in_chromium(html_path: Path, summary: stats.Summary, tmp: Path, shot: str) -> None:
+def _open_in_chromium(html_path: Path, summary: Summary, tmp: Path, shot: str) -> None:
     run = _chromium(html_path, tmp / "profile", "--dump-dom")
     assert run.returncode == 0, run.stderr[-2000:]
     console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
@@ -303,7 +304,7 @@ def test_eight_close_variants_dashboard_labels_never_overlap(synthetic_study_fra
         for i in range(8)
     ]  # fmt: skip
     trials, history = synthetic_study_frames(variants, [0, 1, 2], noise=0.05, seed_sd=0.05)
-    summary = stats.summarize(trials, history, study="eight-close", baseline="cbam-variant-0")
+    summary = summarize(trials, history, study="eight-close", baseline="cbam-variant-0")
     page = tmp_path / DASHBOARD_FILE
     page.write_text(render_dashboard(summary).replace("</body>", OVERLAP_PROBE + "</body>"))
     _open_in_chromium(page, summary, tmp_path, "dashboard-eight-close.png")

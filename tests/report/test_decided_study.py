@@ -10,7 +10,9 @@ import pytest
 from matplotlib.colors import to_hex
 
 from ablation.dashboard import render_dashboard
-from ablation.report import export, figures, stats, tables
+from ablation.report import export, figures, tables
+from ablation.report.comparisons import CI_SEQUENTIAL
+from ablation.report.summary import Summary, summarize
 from ablation.stats import Decision, looks
 from ablation.stats.sequential import SequentialPlan
 
@@ -27,8 +29,8 @@ def _frames(effects: dict[str, float], n: int, seed: int = 0) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def decided() -> stats.Summary:
-    return stats.summarize(
+def decided() -> Summary:
+    return summarize(
         _frames({"big": -4.0, "none": 0.0, "small": -0.4}, 12),
         baseline="base",
         study="decided",
@@ -42,7 +44,7 @@ def test_sequential_report_is_the_replay_the_driver_decides_with(decided):
     c = decided.comparisons.set_index("variant")
     assert c.loc["big", "decision"] == "better"
     assert set(c.decision) <= {"better", "worse", "equivalent", "undecided"}
-    assert (c.ci_method == stats.CI_SEQUENTIAL).all()
+    assert (c.ci_method == CI_SEQUENTIAL).all()
     # The same numbers as the pure function, from the same paired values.
     v = decided.values.pivot(index="seed", columns="variant", values="val_top1_error")
     diffs = {k: (v[k] - v["base"]).to_numpy() for k in ("big", "none", "small")}
@@ -65,7 +67,7 @@ def test_json_names_the_headline_and_the_decision(decided):
     assert {r["decision"] for r in data["comparisons"]} <= {
         "better", "worse", "equivalent", "undecided"
     }  # fmt: skip
-    assert all(r["ci_method"] == stats.CI_SEQUENTIAL for r in data["comparisons"])
+    assert all(r["ci_method"] == CI_SEQUENTIAL for r in data["comparisons"])
     assert data["looks"] and data["plan"]
     md = export.render(decided, "md")
     assert "How the decisions were reached" in md and "min_effect = 1" in md
@@ -101,7 +103,7 @@ def test_a_real_difference_smaller_than_min_effect_says_so():
          "val_top1_error": base[s] + shift + rng.normal(0, 0.05)}
         for v, shift in (("base", 0.0), ("slight", 0.9), ("clear", 4.0)) for s in range(5)
     ]  # fmt: skip
-    summary = stats.summarize(
+    summary = summarize(
         pd.DataFrame(rows), baseline="base", study="slight", decision={"min_effect": 2.0},
         n_resamples=99,
     )  # fmt: skip

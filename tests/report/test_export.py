@@ -10,7 +10,8 @@ import subprocess
 import pandas as pd
 import pytest
 
-from ablation.report import export, stats, tables
+from ablation.report import export, tables
+from ablation.report.summary import summarize
 
 
 def L(kernel: str, pool: str) -> dict:
@@ -29,7 +30,7 @@ def summary(synthetic_study_frames):
     trials, history = synthetic_study_frames(
         variants, [0, 1, 2], statuses={("cbam_k3", 1): "FAILED", ("cbam_k7", 2): "STOPPED"}
     )
-    return stats.summarize(
+    return summarize(
         trials, history, study="cbam_50%_&_more", baseline="no_attention", n_resamples=999
     )
 

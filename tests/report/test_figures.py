@@ -12,7 +12,8 @@ from types import SimpleNamespace
 import pytest
 from matplotlib.figure import Figure
 
-from ablation.report import figures, stats
+from ablation.report import figures
+from ablation.report.summary import summarize
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 PDFTOPPM = shutil.which("pdftoppm")
@@ -34,9 +35,7 @@ def summary(synthetic_study_frames):
     trials, history = synthetic_study_frames(
         variants, [0, 1, 2], epochs=4, statuses={("cbam_k3", 1): "FAILED"}
     )
-    return stats.summarize(
-        trials, history, study="fig_study", baseline="no_attention", n_resamples=199
-    )
+    return summarize(trials, history, study="fig_study", baseline="no_attention", n_resamples=199)
 
 
 EXPECTED = {
@@ -126,7 +125,7 @@ def test_empty_summary_still_draws_every_figure(synthetic_study_frames):
     trials, history = synthetic_study_frames(
         [{"name": "only", "effect": 0.0}], [0], statuses={("only", 0): "FAILED"}
     )
-    summary = stats.summarize(trials, history, study="empty", baseline="only", n_resamples=99)
+    summary = summarize(trials, history, study="empty", baseline="only", n_resamples=99)
     charts = figures.charts(summary)
     assert {c.kind for c in charts} >= {"effect", "curve"}
     for c in charts:

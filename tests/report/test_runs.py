@@ -10,7 +10,7 @@ import pytest
 
 from ablation.cli import build_parser
 from ablation.commands.report import main as report_command
-from ablation.report import load_runs, stats, summary_of_runs
+from ablation.report import load_runs, summarize, summary_of_runs
 from ablation.report.runs import StudyNotFound
 
 
@@ -69,7 +69,7 @@ def test_load_runs_reads_back_what_the_runner_writes(store):
 def test_summary_from_the_store_equals_the_summary_from_the_frames(store):
     uri, _, trials, history = store
     s_store = summary_of_runs(load_runs(uri, "pool-study"), importance=False)
-    s_frames = stats.summarize(trials, history, baseline="none")
+    s_frames = summarize(trials, history, baseline="none")
     a = s_store.comparisons.set_index("variant").sort_index()
     b = s_frames.comparisons.set_index("variant").sort_index()
     pd.testing.assert_series_equal(a.mean_diff, b.mean_diff)

@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from ablation.report import stats
+from ablation.report.comparisons import CI_T
+from ablation.report.summary import summarize
 from ablation.stats.intervals import BOOTSTRAP_MIN_N, holm_levels
+from ablation.vocabulary.verdicts import BETTER, WORSE
 
 STUDIES = 4000
 
@@ -54,13 +56,13 @@ def test_report_headline_is_the_interval_simulated(synthetic_study_frames):
         noise=0.7,
         seed_sd=2.0,
     )
-    s = stats.summarize(trials, history, baseline="base", n_resamples=99)
+    s = summarize(trials, history, baseline="base", n_resamples=99)
     c = s.comparisons.iloc[0]
     v = s.values.pivot(index="seed", columns="variant", values="val_top1_error")
     d = (v["cbam"] - v["base"]).to_numpy()
     half = sps.t.ppf(0.975, 4) * d.std(ddof=1) / np.sqrt(5)
     assert (c.ci_low, c.ci_high) == pytest.approx((d.mean() - half, d.mean() + half))
-    assert c.ci_method == stats.CI_T and c.ci_level == pytest.approx(0.95)
+    assert c.ci_method == CI_T and c.ci_level == pytest.approx(0.95)
     # Below the bootstrap's threshold no bootstrap interval is shown at all.
     assert np.isnan(c.boot_ci_low) and np.isnan(c.boot_ci_high)
 
@@ -94,7 +96,7 @@ def test_headline_interval_verdict_and_holm_agree():
             x = base + effect + rng.normal(0, 1, n)
             rows += [{"trial_id": f"v{k}{s}", "variant": f"v{k}", "seed": s,
                       "status": "FINISHED", "m": x[s]} for s in range(n)]  # fmt: skip
-        c = stats.summarize(pd.DataFrame(rows), metric="m", baseline="base").comparisons
+        c = summarize(pd.DataFrame(rows), metric="m", baseline="base").comparisons
         excludes = (c.ci_low > 0) | (c.ci_high < 0)
         assert (excludes == c.significant).all()
-        assert (c.verdict.isin([stats.BETTER, stats.WORSE]) == c.significant).all()
+        assert (c.verdict.isin([BETTER, WORSE]) == c.significant).all()

@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from ablation.report import stats
+from ablation.report.summary import summarize
 from ablation.stats import Decision, seeds_for_power
 from ablation.stats.decide import power_paired_t
+from ablation.vocabulary.verdicts import BETTER, EQUIVALENT, NO_DIFFERENCE, UNDECIDED, WORSE
 
 STUDIES = 20000
 
@@ -65,20 +66,20 @@ def _study(effects: dict[str, float], n: int, seed: int) -> pd.DataFrame:
 def test_report_decisions_with_a_declared_min_effect():
     d = Decision(min_effect=1.0)
     trials = _study({"big": -4.0, "none": 0.0, "small": -0.3}, 30, 0)
-    s = stats.summarize(trials, metric="m", baseline="base", decision=d)
+    s = summarize(trials, metric="m", baseline="base", decision=d)
     c = s.comparisons.set_index("variant")
-    assert c.loc["big", "decision"] == stats.BETTER == c.loc["big", "verdict"]
-    assert c.loc["none", "decision"] == stats.EQUIVALENT
+    assert c.loc["big", "decision"] == BETTER == c.loc["big", "verdict"]
+    assert c.loc["none", "decision"] == EQUIVALENT
     assert c.decision.isin(["better", "worse", "equivalent", "undecided"]).all()
     assert not s.plan.empty and (s.plan.seeds_needed >= 2).all()
     # Too few seeds: undecided, with the seeds it would need.
-    s = stats.summarize(_study({"x": -0.5}, 3, 1), metric="m", baseline="base", decision=d)
+    s = summarize(_study({"x": -0.5}, 3, 1), metric="m", baseline="base", decision=d)
     r = s.comparisons.iloc[0]
-    assert r.decision == stats.UNDECIDED and r.seeds_needed > 3
+    assert r.decision == UNDECIDED and r.seeds_needed > 3
 
 
 def test_without_decision_verdicts_stay_as_today():
     trials = _study({"none": 0.0}, 5, 2)
-    c = stats.summarize(trials, metric="m", baseline="base").comparisons.iloc[0]
+    c = summarize(trials, metric="m", baseline="base").comparisons.iloc[0]
     assert c.decision is None and np.isnan(c.seeds_needed)
-    assert c.verdict in (stats.NO_DIFFERENCE, stats.BETTER, stats.WORSE)
+    assert c.verdict in (NO_DIFFERENCE, BETTER, WORSE)
