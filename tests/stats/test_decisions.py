@@ -10,6 +10,8 @@ from scipy import stats as sps
 from ablation.report.summary import summarize
 from ablation.stats import Decision, seeds_for_power
 from ablation.stats.decide import power_paired_t
+from ablation.stats.sequential import SequentialPlan
+from ablation.vocabulary.direction import Direction
 from ablation.vocabulary.verdicts import BETTER, EQUIVALENT, NO_DIFFERENCE, UNDECIDED, WORSE
 
 STUDIES = 20000
@@ -76,6 +78,8 @@ def test_report_decisions_with_a_declared_min_effect():
     s = summarize(_study({"x": -0.5}, 3, 1), metric="m", baseline="base", decision=d)
     r = s.comparisons.iloc[0]
     assert r.decision == UNDECIDED and r.seeds_needed > 3
+    # The seeds plan and an undecided comparison plan through the same function.
+    assert s.plan.seeds_needed.iloc[0] == r.seeds_needed
 
 
 def test_without_decision_verdicts_stay_as_today():
@@ -83,3 +87,10 @@ def test_without_decision_verdicts_stay_as_today():
     c = summarize(trials, metric="m", baseline="base").comparisons.iloc[0]
     assert c.decision is None and np.isnan(c.seeds_needed)
     assert c.verdict in (NO_DIFFERENCE, BETTER, WORSE)
+
+
+def test_a_sequential_plan_reads_the_study_files_mode_as_a_direction():
+    plan = SequentialPlan(2, 4, Decision(1.0), mode="max")
+    assert plan.mode is Direction.MAX and plan.mode == "max"
+    with pytest.raises(ValueError, match="metric mode"):
+        SequentialPlan(2, 4, Decision(1.0), mode="lowest")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from ablation.report.comparisons import paired_differences
 from ablation.report.summary import summarize
 from ablation.report.variants import pareto_front, trial_values
 from ablation.stats.intervals import t_interval
@@ -253,3 +256,21 @@ def test_a_study_where_every_trial_failed_still_summarizes(synthetic_study_frame
     assert s.variants["n_failed"].tolist() == [2, 2]
     assert s.variants["val_top1_error.n"].tolist() == [0, 0]
     assert s.comparisons.verdict.tolist() == [NOT_ENOUGH_SEEDS]
+
+
+def test_summary_is_frozen_and_a_live_refresh_replaces_it(synthetic_study_frames):
+    trials, history = synthetic_study_frames([{"name": "base", "effect": 0.0}], [0, 1])
+    s = summarize(trials, history, baseline="base")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.partial = "partial: as of now"
+    live = dataclasses.replace(s, partial="partial: as of now")
+    assert live.partial == "partial: as of now" and s.partial is None
+    assert live.variants is s.variants
+
+
+def test_paired_differences_are_seed_by_seed_and_skip_unpaired_seeds():
+    trials = _frame({"base": np.array([1.0, 2.0, 3.0]), "v": np.array([2.0, 2.5, np.nan])})
+    pairs = paired_differences(trials, ["base", "v"], "base", "m")
+    assert list(pairs) == ["v"]
+    assert pairs["v"]["diff"].tolist() == [1.0, 0.5] and list(pairs["v"].index) == [0, 1]
+    assert paired_differences(trials, ["base", "v"], None, "m") == {}
