@@ -206,6 +206,7 @@ def interactions(
     (y11 - y10) - (y01 - y00) over cell means when balanced), with its t-interval and p; the
     pair's ANOVA F-test p sits beside it. Cell means are returned for the heat map.
     """
+    # Packed (fmt: skip): the table's header, read as one row.
     cols = [
         "factor_a", "factor_b", "level_a", "level_b", "estimate", "ci_low", "ci_high", "p",
         "p_interaction", "n",
