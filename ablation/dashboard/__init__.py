@@ -21,6 +21,7 @@ from ablation.report import figures, tables
 from ablation.report.export import html_table
 from ablation.report.stats import Summary
 from ablation.track import names
+from ablation.vocabulary.direction import Direction
 
 DASHBOARD_FILE = names.DASHBOARD_ARTIFACT
 TEMPLATE = "study.html.j2"
@@ -93,6 +94,7 @@ def dashboard_context(summary: Summary, runs: Any = None) -> dict:
         "metric": summary.metric,
         "metric_label": tables.metric_label(summary.metric),
         "mode": summary.mode,
+        "direction": Direction.of(summary.mode).phrase,
         "baseline": summary.baseline,
         "design": parent.get("design") or "",
         "parent_run_id": parent.get("run_id") or "",
