@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from matplotlib.figure import Figure
+from pooling_study import pooling_summary
 
 from ablation.report import figures, stats
 
@@ -18,25 +19,9 @@ SVG_NS = "{http://www.w3.org/2000/svg}"
 PDFTOPPM = shutil.which("pdftoppm")
 
 
-def L(kernel: str, pool: str) -> dict:
-    return {"model.cbam.kernel_size": kernel, "model.cbam.channel_pool": pool}
-
-
 @pytest.fixture(scope="module")
 def summary(synthetic_study_frames):
-    variants = [
-        {"name": "no_attention", "effect": 0.0, "params": 272_474, "latency_ms": 1.9},
-        {"name": "cbam_k3", "effect": -1.5, "levels": L("3", "avg"), "params": 279_000},
-        {"name": "cbam_k7", "effect": -2.0, "levels": L("7", "avg"), "params": 281_000},
-        {"name": "cbam_k3&max", "effect": -1.0, "levels": L("3", "avg+max"), "params": 279_500},
-        {"name": "cbam_k7&max", "effect": -3.5, "levels": L("7", "avg+max"), "params": 281_500},
-    ]  # fmt: skip
-    trials, history = synthetic_study_frames(
-        variants, [0, 1, 2], epochs=4, statuses={("cbam_k3", 1): "FAILED"}
-    )
-    return stats.summarize(
-        trials, history, study="fig_study", baseline="no_attention", n_resamples=199
-    )
+    return pooling_summary(synthetic_study_frames, study="fig_study", n_resamples=199)
 
 
 EXPECTED = {
