@@ -117,3 +117,14 @@ def test_empty_summary_still_draws_every_figure(synthetic_study_frames):
     for c in charts:
         text = figures.svg_text(c.figure, c.name)
         ET.fromstring(text)
+
+
+def test_titles_and_axes_take_the_metrics_labels(summary):
+    charts = {c.name: c for c in figures.charts(summary)}
+    assert charts["pareto-params"].title == "Top-1 err (%) against Params (M)"
+    assert charts["curve-val_top1_error"].title == "Learning curves: val top-1 error (%)"
+    assert charts["curve-train_loss"].title == "Learning curves: train loss"
+    ax = charts["pareto-params"].figure.axes[0]
+    assert ax.get_xlabel() == "Params (M)" and ax.get_ylabel() == "Top-1 err (%)"
+    assert max(ax.get_xlim()) < 1  # drawn in millions of parameters
+    assert "better is to the left" in charts["forest"].caption.lower()
