@@ -5,7 +5,7 @@ as ``dashboards/`` at the top of the checkout); its CSS and small script (``dash
 ``dashboard.js``) are inlined, and every chart is a matplotlib figure of
 `ablation.report.figures` inlined as SVG, so the file needs no network, no CDN and no plotting
 bundle, and still shows every chart where scripts are blocked. All numbers come from the same
-`ablation.report.stats.Summary` the report prints, formatted by the same functions.
+`ablation.report.summary.Summary` the report prints, formatted by the same functions.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ablation.report import figures, tables
 from ablation.report.export import html_table
 from ablation.report.summary import Summary
 from ablation.track import names
+from ablation.vocabulary.direction import Direction
 
 DASHBOARD_FILE = names.DASHBOARD_ARTIFACT
 TEMPLATE = "study.html.j2"
@@ -93,6 +94,7 @@ def dashboard_context(summary: Summary, runs: Any = None) -> dict:
         "metric": summary.metric,
         "metric_label": tables.metric_label(summary.metric),
         "mode": summary.mode,
+        "direction": Direction.of(summary.mode).phrase,
         "baseline": summary.baseline,
         "design": parent.get("design") or "",
         "parent_run_id": parent.get("run_id") or "",

@@ -8,30 +8,22 @@ dashboard). Both are built here so every format shows the same numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 
 from ablation.report.summary import Summary
 from ablation.stats.intervals import BOOTSTRAP_MIN_N
+from ablation.vocabulary import metrics
+from ablation.vocabulary.direction import Direction
 
 PM = "±"  # the exporters swap this for their own notation (LaTeX: $\pm$)
 
-METRIC_LABELS = {
-    "val_top1_error": "Top-1 err (%)",
-    "val_top5_error": "Top-5 err (%)",
-    "val_loss": "Val loss",
-    "train_loss": "Train loss",
-    "params": "Params",
-    "gflops": "GFLOPs",
-    "latency_ms": "Latency (ms)",
-    "train_seconds": "Train time (s)",
-}
-
 
 def metric_label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric)
+    """How the report heads a metric (`ablation.vocabulary.metrics.Metric.label`)."""
+    return metrics.label(metric)
 
 
 # --- number formatting ------------------------------------------------------------------------
@@ -72,6 +64,14 @@ def fmt_params(x: object) -> str:
 
 def fmt_signed(x: object, digits: int = 2) -> str:
     return f"{float(x):+.{digits}f}" if _ok(x) else "–"
+
+
+def fmt_estimate(term: Mapping[str, object]) -> str:
+    """A model term's ``estimate [ci_low, ci_high], p p``: ``+1.23 [0.40, 2.06], p 0.012``."""
+    return (
+        f"{fmt_signed(term['estimate'])} {fmt_ci(term['ci_low'], term['ci_high'])}, "
+        f"p {fmt_p(term['p'])}"
+    )
 
 
 # --- the tables -------------------------------------------------------------------------------
@@ -221,12 +221,23 @@ def variants_display(summary: Summary) -> pd.DataFrame:
                 "Other": r["n_other"],
                 f"{metric_label(m)}": fmt_pm(r.get(f"{m}.mean"), r.get(f"{m}.std")),
                 "95% CI (t)": fmt_ci(r.get(f"{m}.ci_low"), r.get(f"{m}.ci_high")),
-                "Params": fmt_params(r.get("params.mean")),
-                "GFLOPs": fmt(r.get("gflops.mean"), 3),
-                "Latency (ms)": fmt_pm(r.get("latency_ms.mean"), r.get("latency_ms.std")),
+                metric_label("params"): fmt_params(r.get("params.mean")),
+                metric_label("gflops"): fmt(r.get("gflops.mean"), 3),
+                metric_label("latency_ms"): fmt_pm(
+                    r.get("latency_ms.mean"), r.get("latency_ms.std")
+                ),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _estimate_cells(term: Mapping[str, object], heading: str) -> dict[str, str]:
+    """A model term's estimate (under ``heading``), 95% CI and p, as the effect tables show them."""
+    return {
+        heading: fmt_signed(term["estimate"]),
+        "95% CI": fmt_ci(term["ci_low"], term["ci_high"]),
+        "p": fmt_p(term["p"]),
+    }
 
 
 def main_effects_display(summary: Summary) -> pd.DataFrame:
@@ -235,9 +246,7 @@ def main_effects_display(summary: Summary) -> pd.DataFrame:
             {
                 "Factor": r["factor"],
                 "Level (vs reference)": f"{r['level']} (vs {r['reference']})",
-                "Effect": fmt_signed(r["estimate"]),
-                "95% CI": fmt_ci(r["ci_low"], r["ci_high"]),
-                "p": fmt_p(r["p"]),
+                **_estimate_cells(r, "Effect"),
                 "p (factor, ANOVA)": fmt_p(r["p_factor"]),
             }
             for r in summary.main_effects.to_dict("records")
@@ -266,9 +275,7 @@ def interactions_display(summary: Summary) -> pd.DataFrame:
             {
                 "Factors": f"{r['factor_a']} × {r['factor_b']}",
                 "Levels": f"{r['level_a']} × {r['level_b']}",
-                "Interaction": fmt_signed(r["estimate"]),
-                "95% CI": fmt_ci(r["ci_low"], r["ci_high"]),
-                "p": fmt_p(r["p"]),
+                **_estimate_cells(r, "Interaction"),
                 "p (pair, ANOVA)": fmt_p(r["p_interaction"]),
             }
             for r in summary.interactions.to_dict("records")
@@ -311,7 +318,7 @@ def trials_display(summary: Summary, *, only_unfinished: bool = False) -> pd.Dat
 def sections(summary: Summary) -> list[Section]:
     """The report's tables in reading order (empty ones left out)."""
     m = metric_label(summary.metric)
-    direction = "lower is better" if summary.mode == "min" else "higher is better"
+    direction = Direction.of(summary.mode).phrase
     out = [
         Section("paper", "Summary", paper_table(summary), paper_caption(summary)),
         Section(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pooling_study import pooling_summary
 
 from ablation.commands.dashboard import main as dashboard_command
 from ablation.commands.run import publish_study_report
@@ -31,28 +32,10 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-def L(kernel: str, pool: str) -> dict:
-    return {"model.cbam.kernel_size": kernel, "model.cbam.channel_pool": pool}
-
-
 @pytest.fixture(scope="module")
 def synthetic_summary(synthetic_study_frames):
-    variants = [
-        {"name": "no-attention", "effect": 0.0, "params": 272_474, "latency_ms": 1.9},
-        {"name": "k3-avg", "effect": -1.5, "levels": L("3", "avg"), "params": 279_000},
-        {"name": "k7-avg", "effect": -2.0, "levels": L("7", "avg"), "params": 281_000},
-        {"name": "k3-avg+max", "effect": -1.0, "levels": L("3", "avg+max"), "params": 279_500},
-        {"name": "k7-avg+max", "effect": -3.5, "levels": L("7", "avg+max"), "params": 281_500},
-    ]
-    trials, history = synthetic_study_frames(
-        variants,
-        [0, 1, 2],
-        epochs=4,
-        statuses={("k3-avg", 1): "FAILED", ("k7-avg", 2): "STOPPED"},
-    )
-    return summarize(
-        trials, history, study="synthetic-pooling", baseline="no-attention", n_resamples=999
-    )
+    names = ("no-attention", "k3-avg", "k7-avg", "k3-avg+max", "k7-avg+max")
+    return pooling_summary(synthetic_study_frames, names, study="synthetic-pooling")
 
 
 # --- what the page holds ----------------------------------------------------------------------

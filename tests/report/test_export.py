@@ -9,30 +9,15 @@ import subprocess
 
 import pandas as pd
 import pytest
+from pooling_study import pooling_summary
 
 from ablation.report import export, tables
-from ablation.report.summary import summarize
-
-
-def L(kernel: str, pool: str) -> dict:
-    return {"model.cbam.kernel_size": kernel, "model.cbam.channel_pool": pool}
 
 
 @pytest.fixture(scope="module")
 def summary(synthetic_study_frames):
-    variants = [
-        {"name": "no_attention", "effect": 0.0, "params": 272_474},
-        {"name": "cbam_k3", "effect": -1.5, "levels": L("3", "avg"), "params": 279_000},
-        {"name": "cbam_k7", "effect": -2.0, "levels": L("7", "avg"), "params": 281_000},
-        {"name": "cbam_k3_max", "effect": -1.0, "levels": L("3", "avg+max"), "params": 279_000},
-        {"name": "cbam_k7_max", "effect": -3.5, "levels": L("7", "avg+max"), "params": 281_000},
-    ]  # fmt: skip
-    trials, history = synthetic_study_frames(
-        variants, [0, 1, 2], statuses={("cbam_k3", 1): "FAILED", ("cbam_k7", 2): "STOPPED"}
-    )
-    return summarize(
-        trials, history, study="cbam_50%_&_more", baseline="no_attention", n_resamples=999
-    )
+    names = ("no_attention", "cbam_k3", "cbam_k7", "cbam_k3_max", "cbam_k7_max")
+    return pooling_summary(synthetic_study_frames, names, study="cbam_50%_&_more")
 
 
 def test_paper_table(summary):

@@ -11,31 +11,17 @@ from types import SimpleNamespace
 
 import pytest
 from matplotlib.figure import Figure
+from pooling_study import pooling_summary
 
-from ablation.report import figures
-from ablation.report.summary import summarize
+from ablation.report import figures, stats
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 PDFTOPPM = shutil.which("pdftoppm")
 
 
-def L(kernel: str, pool: str) -> dict:
-    return {"model.cbam.kernel_size": kernel, "model.cbam.channel_pool": pool}
-
-
 @pytest.fixture(scope="module")
 def summary(synthetic_study_frames):
-    variants = [
-        {"name": "no_attention", "effect": 0.0, "params": 272_474, "latency_ms": 1.9},
-        {"name": "cbam_k3", "effect": -1.5, "levels": L("3", "avg"), "params": 279_000},
-        {"name": "cbam_k7", "effect": -2.0, "levels": L("7", "avg"), "params": 281_000},
-        {"name": "cbam_k3&max", "effect": -1.0, "levels": L("3", "avg+max"), "params": 279_500},
-        {"name": "cbam_k7&max", "effect": -3.5, "levels": L("7", "avg+max"), "params": 281_500},
-    ]  # fmt: skip
-    trials, history = synthetic_study_frames(
-        variants, [0, 1, 2], epochs=4, statuses={("cbam_k3", 1): "FAILED"}
-    )
-    return summarize(trials, history, study="fig_study", baseline="no_attention", n_resamples=199)
+    return pooling_summary(synthetic_study_frames, study="fig_study", n_resamples=199)
 
 
 EXPECTED = {
@@ -125,9 +111,20 @@ def test_empty_summary_still_draws_every_figure(synthetic_study_frames):
     trials, history = synthetic_study_frames(
         [{"name": "only", "effect": 0.0}], [0], statuses={("only", 0): "FAILED"}
     )
-    summary = summarize(trials, history, study="empty", baseline="only", n_resamples=99)
+    summary = stats.summarize(trials, history, study="empty", baseline="only", n_resamples=99)
     charts = figures.charts(summary)
     assert {c.kind for c in charts} >= {"effect", "curve"}
     for c in charts:
         text = figures.svg_text(c.figure, c.name)
         ET.fromstring(text)
+
+
+def test_titles_and_axes_take_the_metrics_labels(summary):
+    charts = {c.name: c for c in figures.charts(summary)}
+    assert charts["pareto-params"].title == "Top-1 err (%) against Params (M)"
+    assert charts["curve-val_top1_error"].title == "Learning curves: val top-1 error (%)"
+    assert charts["curve-train_loss"].title == "Learning curves: train loss"
+    ax = charts["pareto-params"].figure.axes[0]
+    assert ax.get_xlabel() == "Params (M)" and ax.get_ylabel() == "Top-1 err (%)"
+    assert max(ax.get_xlim()) < 1  # drawn in millions of parameters
+    assert "better is to the left" in charts["forest"].caption.lower()
