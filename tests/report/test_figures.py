@@ -13,7 +13,8 @@ import pytest
 from matplotlib.figure import Figure
 from pooling_study import pooling_summary
 
-from ablation.report import figures, stats
+from ablation.report import figures
+from ablation.report.summary import summarize
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 PDFTOPPM = shutil.which("pdftoppm")
@@ -111,7 +112,7 @@ def test_empty_summary_still_draws_every_figure(synthetic_study_frames):
     trials, history = synthetic_study_frames(
         [{"name": "only", "effect": 0.0}], [0], statuses={("only", 0): "FAILED"}
     )
-    summary = stats.summarize(trials, history, study="empty", baseline="only", n_resamples=99)
+    summary = summarize(trials, history, study="empty", baseline="only", n_resamples=99)
     charts = figures.charts(summary)
     assert {c.kind for c in charts} >= {"effect", "curve"}
     for c in charts:
