@@ -39,11 +39,11 @@ def test_load_runs_reads_back_what_the_runner_writes(store):
     uri, parent, trials, history = store
     runs = load_runs(uri, "pool-study")
 
-    assert runs.parent["run_id"] == parent
-    assert runs.parent["baseline"] == "none"
-    assert runs.parent["metric"] == "val_top1_error" and runs.parent["metric_mode"] == "min"
-    assert runs.parent["design"] == "full-factorial"
-    assert runs.parent["factors"] == ["model.cbam.channel_pool", "model.cbam.kernel_size"]
+    assert runs.parent.run_id == parent
+    assert runs.parent.baseline == "none"
+    assert runs.parent.metric == "val_top1_error" and runs.parent.metric_mode == "min"
+    assert runs.parent.design == "full-factorial"
+    assert runs.parent.factors == ["model.cbam.channel_pool", "model.cbam.kernel_size"]
 
     got = runs.trials.set_index("trial_id").sort_index()
     want = trials.set_index("trial_id").sort_index()
@@ -114,7 +114,7 @@ def test_order_and_metric_epoch_come_from_the_plan_on_the_parent_run(store):
     runs = load_runs(uri, "pool-study")  # a parent without a plan: one line says what to do
     (note,) = [n for n in runs.notes if "plan" in n]
     assert "rerun `ablation run FILE`" in note
-    assert runs.parent["epoch"] is None and runs.parent["variant_order"] == []
+    assert runs.parent.epoch is None and runs.parent.variant_order == []
 
     plan = StudyPlan(
         study="pool-study",
@@ -132,8 +132,8 @@ def test_order_and_metric_epoch_come_from_the_plan_on_the_parent_run(store):
     MlflowClient(uri).log_text(parent, plan.to_json(), names.PLAN_ARTIFACT)
     runs = load_runs(uri, "pool-study")
     assert not [n for n in runs.notes if "plan" in n]
-    assert runs.parent["epoch"] == 2
-    assert runs.parent["factor_levels"] == {"model.cbam.kernel_size": ["7", "3"]}
-    assert runs.parent["variant_order"] == plan.variants
+    assert runs.parent.epoch == 2
+    assert runs.parent.factor_levels == {"model.cbam.kernel_size": ["7", "3"]}
+    assert runs.parent.variant_order == plan.variants
     assert runs.trials.drop_duplicates("variant").variant.tolist() == plan.variants
     assert StudyPlan.from_json(plan.to_json()) == plan
