@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from ablation.commands.dashboard import main as dashboard_command
-from ablation.commands.run import publish_study_report
 from ablation.dashboard import DASHBOARD_FILE, render_dashboard
+from ablation.dashboard.publish import publish_study_report
 from ablation.report import stats, tables
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
