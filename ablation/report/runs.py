@@ -76,7 +76,7 @@ class ParentRun:
         return (int(seq["start"]), int(seq["max"])) if seq else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class StudyRuns:
     """One study's runs as pandas, plus what the parent run says about the study."""
 
