@@ -137,3 +137,38 @@ def test_order_and_metric_epoch_come_from_the_plan_on_the_parent_run(store):
     assert runs.parent.variant_order == plan.variants
     assert runs.trials.drop_duplicates("variant").variant.tolist() == plan.variants
     assert StudyPlan.from_json(plan.to_json()) == plan
+
+
+def test_the_parent_run_reads_the_study_settings_from_its_plan():
+    from ablation.report.runs import ParentRun
+    from ablation.track.plan import StudyPlan
+
+    tags = dict(
+        run_id="r",
+        experiment_id="1",
+        study="s",
+        baseline="none",
+        metric="val_top1_error",
+        metric_mode="min",
+        design="full-factorial",
+        factors=[],
+        optuna_storage=None,
+    )
+    bare = ParentRun(**tags)
+    assert (bare.epoch, bare.factor_levels, bare.variant_order) == (None, {}, [])
+    assert bare.decision is None and bare.sequential_seeds is None
+    plan = StudyPlan(
+        study="s",
+        study_hash="0" * 16,
+        design="full-factorial",
+        baseline="none",
+        metric="val_top1_error",
+        metric_mode="min",
+        metric_epoch=3,
+        variants=["none", "cbam"],
+        decision={"min_effect": 1.0},
+        sequential_seeds={"start": 3, "max": 6},
+    )
+    planned = ParentRun(**tags, plan=plan)
+    assert (planned.epoch, planned.variant_order) == (3, ["none", "cbam"])
+    assert planned.decision == {"min_effect": 1.0} and planned.sequential_seeds == (3, 6)
