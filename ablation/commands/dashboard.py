@@ -18,6 +18,6 @@ def main(args: argparse.Namespace) -> int:
     path = Path(args.output_dir or ".") / DASHBOARD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
-    log_dashboard(uri, runs.parent["run_id"], page)
-    print(f"wrote {path}; logged as {DASHBOARD_FILE} on run {runs.parent['run_id']}")
+    log_dashboard(uri, runs.parent.run_id, page)
+    print(f"wrote {path}; logged as {DASHBOARD_FILE} on run {runs.parent.run_id}")
     return 0

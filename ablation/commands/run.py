@@ -1,29 +1,22 @@
 """`ablation run FILE`: run (or continue) a study, then publish its summary and dashboard.
 
-The driver (`ablation.run`) runs the trials; this command prints the closing lines, and, when
-the study was not interrupted, logs every report format and the dashboard on the study's parent
-run and prints the paper-style table.
+The command composes: load the study, work out its MLflow store once, let the driver
+(`ablation.run.driver`) run the trials, publish (`ablation.dashboard.publish`: every report
+format and the dashboard on the parent run, live while it runs), and print the closing lines.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import shutil
 import sys
-import tempfile
-import time
-from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from ablation.commands.ui import ui_url
-from ablation.dashboard import DASHBOARD_FILE, render_dashboard
-from ablation.report import study_summary
-from ablation.report.export import paper_markdown, write_all
+from ablation.dashboard.publish import live_seconds, partial_publisher, publish_study_report
 from ablation.report.pilot import earlier_paired_sd
 from ablation.run.driver import LeaseHeld, LiveRefresh, RunResult, run_study
 from ablation.run.ray_session import RayAuthRefused
@@ -32,10 +25,6 @@ from ablation.study import Study, format_trial_table, load_for_command, trial_ta
 from ablation.study.plan import PairedSd, power_plan
 from ablation.track import names, stores
 from ablation.track.landing import prepare_landing
-
-REPORT_ARTIFACT_DIR = "report"
-# Seconds between two live refreshes of the parent run's summary and dashboard, at most.
-LIVE_SECONDS_ENV = "ABLATION_LIVE_SECONDS"
 
 
 def main(args: argparse.Namespace) -> int:
@@ -48,22 +37,22 @@ def main(args: argparse.Namespace) -> int:
     study = load_for_command(args.file, check_data=args.address is None and not args.dry_run)
     if study is None:
         return 2
+    uri = stores.tracking_uri(args.tracking_uri, study.tracking.uri)
     if args.dry_run:
         table = trial_table(study)
         print(format_trial_table(table))
-        plan = power_plan(study, table, _earlier_sd(args, study, table))
+        plan = power_plan(study, table, _earlier_sd(uri, study, table))
         if plan:
             print("\n" + "\n".join(plan))
         return 0
     if args.max_concurrent is not None and args.max_concurrent < 1:
         print("--max-concurrent: must be >= 1", file=sys.stderr)
         return 2
-    uri = stores.tracking_uri(args.tracking_uri, study.tracking.uri)
     live = live_refresh(uri, study.study)
     try:
         result = run_study(
             study,
-            tracking_uri=args.tracking_uri,
+            tracking_uri=uri,
             address=args.address,
             max_concurrent=args.max_concurrent,
             optuna_storage=args.optuna_storage,
@@ -75,17 +64,17 @@ def main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue the study with: {_resume_command(args)}")
         return 1
-    _finish(args, result, live)
+    _finish(args, uri, result, live)
     return result.exit_code
 
 
 def live_refresh(tracking_uri: str, study_name: str) -> LiveRefresh | None:
     """The partial report and dashboard, published while the study runs (every
     ABLATION_LIVE_SECONDS at most, 60 by default; 0 or less: none)."""
-    every = float(os.environ.get(LIVE_SECONDS_ENV) or 60)
-    if every <= 0:
+    every = live_seconds()
+    if every is None:
         return None
-    return LiveRefresh(lambda: publish_study_report(tracking_uri, study_name, partial=True), every)
+    return LiveRefresh(partial_publisher(tracking_uri, study_name), every)
 
 
 def live_cost_line(live: LiveRefresh, wall_seconds: float, slots: int) -> str:
@@ -99,32 +88,11 @@ def live_cost_line(live: LiveRefresh, wall_seconds: float, slots: int) -> str:
     )
 
 
-def publish_study_report(tracking_uri: str, study_name: str, *, partial: bool = False) -> str:
-    """Log every report format and the dashboard on the study's parent run (artifacts
-    ``report/report.<ext>`` and ``dashboard.html``); return the paper-style Markdown table and
-    the verdict lines to print. `partial`: the study still runs; the summary and page say so,
-    with the time and the trial counts."""
-    summary, runs = study_summary(tracking_uri, study_name)
-    if partial:
-        summary = dataclasses.replace(summary, partial=partial_line(runs.trials.get("status", [])))
-    client = MlflowClient(tracking_uri)
-    run_id = runs.parent["run_id"]
-    with tempfile.TemporaryDirectory() as tmp:
-        reports = Path(tmp) / REPORT_ARTIFACT_DIR
-        write_all(summary, reports)
-        client.log_artifacts(run_id, str(reports), artifact_path=REPORT_ARTIFACT_DIR)
-        page = Path(tmp) / DASHBOARD_FILE
-        page.write_text(render_dashboard(summary, runs), encoding="utf-8")
-        client.log_artifact(run_id, str(page))
-    return paper_markdown(summary)
-
-
-def _earlier_sd(args: argparse.Namespace, study: Study, table: pd.DataFrame) -> PairedSd | None:
+def _earlier_sd(uri: str, study: Study, table: pd.DataFrame) -> PairedSd | None:
     """The paired sd of an earlier study in the store, for the power plan (decision only)."""
     if study.decision is None:
         return None
     base = set(table.loc[table["variant"] == study.baseline, "trial_id"])
-    uri = stores.tracking_uri(args.tracking_uri, study.tracking.uri)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return None  # no store yet (and a dry run must not create one)
     try:
@@ -141,19 +109,6 @@ def _earlier_sd(args: argparse.Namespace, study: Study, table: pd.DataFrame) -> 
         return None
 
 
-def partial_line(statuses: Iterable[str]) -> str:
-    """The banner: `partial: as of TIME UTC, N finished, N running, N failed trials; ...`."""
-    statuses = list(statuses)
-    done = sum(s in (names.STATUS_FINISHED, names.STATUS_STOPPED) for s in statuses)
-    running = sum(s == names.STATUS_RUNNING for s in statuses)
-    failed = sum(s == names.STATUS_FAILED for s in statuses)
-    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
-    return (
-        f"partial: as of {when}, {done} finished, {running} running, {failed} failed "
-        "trials; the study is still running"
-    )
-
-
 def _resume_command(args: argparse.Namespace) -> str:
     parts = [_ablation_command(), "run", args.file]
     for flag, value in (
@@ -167,7 +122,9 @@ def _resume_command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def _finish(args: argparse.Namespace, result: RunResult, live: LiveRefresh | None = None) -> None:
+def _finish(
+    args: argparse.Namespace, uri: str, result: RunResult, live: LiveRefresh | None = None
+) -> None:
     """The closing lines: counts, the summary table, how to look at it, how to resume."""
     c = result.count
     print(
@@ -185,11 +142,11 @@ def _finish(args: argparse.Namespace, result: RunResult, live: LiveRefresh | Non
     if result.interrupted:
         print(f"interrupted; continue the study with: {_resume_command(args)}")
     else:
-        summary = _publish_report(result.tracking_uri, result.study)
+        summary = _publish_report(uri, result.study)
         if summary:
             print(summary)
-    print(f"MLflow UI: {_ablation_command()} ui --tracking-uri {_ui_uri(result.tracking_uri)}")
-    _print_links(result.tracking_uri, result.study)
+    print(f"MLflow UI: {_ablation_command()} ui --tracking-uri {_ui_uri(uri)}")
+    _print_links(uri, result.study)
 
 
 def _print_links(tracking_uri: str, study: str) -> None:

@@ -76,7 +76,7 @@ def dashboard_context(summary: Summary, runs: Any = None) -> dict:
         "failed": int(v["n_failed"].sum()) if len(v) else 0,
         "other": int(v["n_other"].sum()) if len(v) else 0,
     }
-    parent = getattr(runs, "parent", {}) or {}
+    parent = getattr(runs, "parent", None)
     index = {v: i for i, v in enumerate(summary.variants["variant"])}
     legend = [
         {"name": name, "colour": figures.colour(i)[0], "dash": figures.colour(i)[1]}
@@ -96,8 +96,8 @@ def dashboard_context(summary: Summary, runs: Any = None) -> dict:
         "mode": summary.mode,
         "direction": Direction.of(summary.mode).phrase,
         "baseline": summary.baseline,
-        "design": parent.get("design") or "",
-        "parent_run_id": parent.get("run_id") or "",
+        "design": (parent.design if parent else None) or "",
+        "parent_run_id": parent.run_id if parent else "",
         "epoch": summary.epoch,
         "counts": counts,
         "legend": legend,

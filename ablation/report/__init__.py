@@ -28,21 +28,21 @@ def summary_of_runs(runs: StudyRuns, *, importance: bool = True) -> Summary:
     p = runs.parent
     imp, why_not = (None, None)
     if importance:
-        imp, why_not = optuna_importance(p.get("optuna_storage"), p["study"])
+        imp, why_not = optuna_importance(p.optuna_storage, p.study)
     summary = summarize(
         runs.trials,
         runs.history,
-        metric=p["metric"],
-        mode=p["metric_mode"],
-        baseline=p["baseline"],
-        epoch=p.get("epoch"),
-        factor_levels=p.get("factor_levels") or None,
-        study=p["study"],
+        metric=p.metric,
+        mode=p.metric_mode,
+        baseline=p.baseline,
+        epoch=p.epoch,
+        factor_levels=p.factor_levels or None,
+        study=p.study,
         importance=imp,
         # The study's decision: {min_effect, alpha, power} and seeds: {start, max}, where the
         # parent run records them (absent: verdicts as without a decision).
-        decision=p.get("decision"),
-        sequential_seeds=p.get("sequential_seeds"),
+        decision=p.decision,
+        sequential_seeds=p.sequential_seeds,
         notes=[*runs.notes, *([why_not] if why_not else [])],
     )
     return summary

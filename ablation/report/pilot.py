@@ -42,7 +42,7 @@ def earlier_paired_sd(
             runs = load_runs(tracking_uri, experiment.name)
         except StudyNotFound:
             continue
-        base = runs.parent.get("baseline")
+        base = runs.parent.baseline
         trials = runs.trials
         if base is None or trials.empty:
             continue

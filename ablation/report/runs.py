@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from ablation.study.design import level_label
 from ablation.track import names
 from ablation.track.plan import StudyPlan
 from ablation.track.reader import open_client
@@ -33,27 +34,64 @@ class StudyNotFound(LookupError):
     """No experiment, or no parent run, for the study name in this store."""
 
 
-@dataclass
+@dataclass(frozen=True)
+class ParentRun:
+    """The study's parent run: its ids, what its tags say, and the plan it records."""
+
+    run_id: str
+    experiment_id: str
+    study: str
+    baseline: str | None
+    metric: str
+    metric_mode: str
+    design: str | None
+    factors: list[str]  # the factor keys the trials' tags carry
+    optuna_storage: str | None
+    plan: StudyPlan | None = None  # `plan.json`; None on a parent that recorded none
+
+    @property
+    def epoch(self) -> int | None:
+        """The epoch the metric is read at (None: each trial's final one)."""
+        return self.plan.metric_epoch if self.plan else None
+
+    @property
+    def factor_levels(self) -> dict[str, list[str]]:
+        """Each factor's level labels in declared order ({} without a plan)."""
+        return self.plan.factor_levels if self.plan else {}
+
+    @property
+    def variant_order(self) -> list[str]:
+        """The variants in run order ([] without a plan)."""
+        return self.plan.variants if self.plan else []
+
+    @property
+    def decision(self) -> dict[str, Any] | None:
+        """The study's `decision:` {min_effect, alpha, power, pilot_sd}, or None."""
+        return self.plan.decision if self.plan else None
+
+    @property
+    def sequential_seeds(self) -> tuple[int, int] | None:
+        """Sequential seeds as (start, max), or None."""
+        seq = self.plan.sequential_seeds if self.plan else None
+        return (int(seq["start"]), int(seq["max"])) if seq else None
+
+
+@dataclass(frozen=True)
 class StudyRuns:
     """One study's runs as pandas, plus what the parent run says about the study."""
 
     trials: pd.DataFrame
     history: pd.DataFrame
-    parent: dict[str, Any]  # run_id, study, baseline, metric, metric_mode, design, epoch,
-    # factors (keys), factor_levels (declared order, from the study's plan.json),
-    # variant_order, optuna_storage, experiment_id, decision (dict or None) and
-    # sequential_seeds ((start, max) or None)
+    parent: ParentRun
     notes: list[str] = field(default_factory=list)
 
 
-def level_label(level_json: str) -> str:
-    """A factor tag (JSON of the level) as the display label the study package uses."""
-    from ablation.study import level_label as label
-
+def _tag_level(tag: str) -> Any:
+    """A factor tag's level (the writer logs it as JSON); a tag that is no JSON, as is."""
     try:
-        return label(json.loads(level_json))
+        return json.loads(tag)
     except (TypeError, ValueError):
-        return str(level_json)
+        return tag
 
 
 def _search(client: Any, experiment_id: str, filter_string: str) -> Iterator[Any]:
@@ -101,7 +139,7 @@ def _trial_row(run: Any) -> dict[str, Any]:
     }
     for key, value in tags.items():
         if key.startswith(names.FACTOR_PREFIX):
-            row[key] = level_label(value)
+            row[key] = level_label(_tag_level(value))
     for m in names.FINAL_METRICS + names.EPOCH_METRICS:
         if m != "epochs_completed" and m in metrics:
             row[m] = metrics[m]
@@ -181,10 +219,6 @@ def _study_plan(client: Any, parent: Any) -> tuple[StudyPlan | None, list[str]]:
             ]
 
 
-def _start_max(seq: dict[str, int] | None) -> tuple[int, int] | None:
-    return None if not seq else (int(seq["start"]), int(seq["max"]))
-
-
 def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
     """The study's trials and per-epoch history from MLflow, and its parent run's settings."""
     client = open_client(tracking_uri)
@@ -214,24 +248,19 @@ def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
         order = trials["variant"].map(rank).fillna(len(rank))
         trials = trials.assign(_order=order).sort_values(["_order", "seed"], kind="stable")
         trials = trials.drop(columns="_order").reset_index(drop=True)
-    info = {
-        "run_id": parent.info.run_id,
-        "experiment_id": exp_id,
-        "study": study_name,
-        "baseline": tags.get(names.BASELINE) or None,
-        "metric": tags.get(names.METRIC) or "val_top1_error",
-        "metric_mode": tags.get(names.METRIC_MODE) or "min",
-        "design": tags.get(names.DESIGN),
-        "epoch": plan.metric_epoch if plan else None,
-        "factors": [c[len(names.FACTOR_PREFIX) :] for c in factor_cols],
-        "factor_levels": plan.factor_levels if plan else {},
-        "variant_order": variant_order,
-        "optuna_storage": tags.get(getattr(names, "OPTUNA_STORAGE", "ablation.optuna_storage")),
-        # The study's decision and sequential seeds (start, max), as plan.json records them.
-        "decision": plan.decision if plan else None,
-        "sequential_seeds": _start_max(plan.sequential_seeds if plan else None),
-    }
-    return StudyRuns(trials=trials, history=history, parent=info, notes=notes)
+    parent_run = ParentRun(
+        run_id=parent.info.run_id,
+        experiment_id=exp_id,
+        study=study_name,
+        baseline=tags.get(names.BASELINE) or None,
+        metric=tags.get(names.METRIC) or "val_top1_error",
+        metric_mode=tags.get(names.METRIC_MODE) or "min",
+        design=tags.get(names.DESIGN),
+        factors=[c[len(names.FACTOR_PREFIX) :] for c in factor_cols],
+        optuna_storage=tags.get(names.OPTUNA_STORAGE),
+        plan=plan,
+    )
+    return StudyRuns(trials=trials, history=history, parent=parent_run, notes=notes)
 
 
 def optuna_importance(storage: str | None, study_name: str) -> tuple[pd.DataFrame, str | None]:

@@ -47,6 +47,7 @@ class StudyPlan:
     version: int = PLAN_VERSION
 
     def to_json(self) -> str:
+        """The plan as `plan.json` holds it."""
         return json.dumps(asdict(self), indent=2, sort_keys=False)
 
     @classmethod

@@ -20,8 +20,8 @@ import yaml
 from pooling_study import pooling_summary
 
 from ablation.commands.dashboard import main as dashboard_command
-from ablation.commands.run import publish_study_report
 from ablation.dashboard import DASHBOARD_FILE, render_dashboard
+from ablation.dashboard.publish import publish_study_report
 from ablation.report import tables
 from ablation.report.summary import Summary, summarize
 

@@ -80,7 +80,7 @@ def test_svg_text_inlines_with_distinct_ids_and_hover_hooks(summary):
 
 @pytest.mark.skipif(PDFTOPPM is None, reason="needs poppler-utils' pdftoppm (make system-deps)")
 def test_write_figures_pdf_rasterises_and_svg_parses(summary, tmp_path):
-    runs = SimpleNamespace(parent={"run_id": "0123abcd"})
+    runs = SimpleNamespace(parent=SimpleNamespace(run_id="0123abcd"))
     paths = figures.write_figures(summary, runs, tmp_path / "figs")
     assert sorted(p.name for p in paths) == sorted(
         f"{name}.{ext}" for name in EXPECTED for ext in ("pdf", "svg")

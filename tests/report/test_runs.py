@@ -39,11 +39,11 @@ def test_load_runs_reads_back_what_the_runner_writes(store):
     uri, parent, trials, history = store
     runs = load_runs(uri, "pool-study")
 
-    assert runs.parent["run_id"] == parent
-    assert runs.parent["baseline"] == "none"
-    assert runs.parent["metric"] == "val_top1_error" and runs.parent["metric_mode"] == "min"
-    assert runs.parent["design"] == "full-factorial"
-    assert runs.parent["factors"] == ["model.cbam.channel_pool", "model.cbam.kernel_size"]
+    assert runs.parent.run_id == parent
+    assert runs.parent.baseline == "none"
+    assert runs.parent.metric == "val_top1_error" and runs.parent.metric_mode == "min"
+    assert runs.parent.design == "full-factorial"
+    assert runs.parent.factors == ["model.cbam.channel_pool", "model.cbam.kernel_size"]
 
     got = runs.trials.set_index("trial_id").sort_index()
     want = trials.set_index("trial_id").sort_index()
@@ -114,7 +114,7 @@ def test_order_and_metric_epoch_come_from_the_plan_on_the_parent_run(store):
     runs = load_runs(uri, "pool-study")  # a parent without a plan: one line says what to do
     (note,) = [n for n in runs.notes if "plan" in n]
     assert "rerun `ablation run FILE`" in note
-    assert runs.parent["epoch"] is None and runs.parent["variant_order"] == []
+    assert runs.parent.epoch is None and runs.parent.variant_order == []
 
     plan = StudyPlan(
         study="pool-study",
@@ -132,8 +132,43 @@ def test_order_and_metric_epoch_come_from_the_plan_on_the_parent_run(store):
     MlflowClient(uri).log_text(parent, plan.to_json(), names.PLAN_ARTIFACT)
     runs = load_runs(uri, "pool-study")
     assert not [n for n in runs.notes if "plan" in n]
-    assert runs.parent["epoch"] == 2
-    assert runs.parent["factor_levels"] == {"model.cbam.kernel_size": ["7", "3"]}
-    assert runs.parent["variant_order"] == plan.variants
+    assert runs.parent.epoch == 2
+    assert runs.parent.factor_levels == {"model.cbam.kernel_size": ["7", "3"]}
+    assert runs.parent.variant_order == plan.variants
     assert runs.trials.drop_duplicates("variant").variant.tolist() == plan.variants
     assert StudyPlan.from_json(plan.to_json()) == plan
+
+
+def test_the_parent_run_reads_the_study_settings_from_its_plan():
+    from ablation.report.runs import ParentRun
+    from ablation.track.plan import StudyPlan
+
+    tags = dict(
+        run_id="r",
+        experiment_id="1",
+        study="s",
+        baseline="none",
+        metric="val_top1_error",
+        metric_mode="min",
+        design="full-factorial",
+        factors=[],
+        optuna_storage=None,
+    )
+    bare = ParentRun(**tags)
+    assert (bare.epoch, bare.factor_levels, bare.variant_order) == (None, {}, [])
+    assert bare.decision is None and bare.sequential_seeds is None
+    plan = StudyPlan(
+        study="s",
+        study_hash="0" * 16,
+        design="full-factorial",
+        baseline="none",
+        metric="val_top1_error",
+        metric_mode="min",
+        metric_epoch=3,
+        variants=["none", "cbam"],
+        decision={"min_effect": 1.0},
+        sequential_seeds={"start": 3, "max": 6},
+    )
+    planned = ParentRun(**tags, plan=plan)
+    assert (planned.epoch, planned.variant_order) == (3, ["none", "cbam"])
+    assert planned.decision == {"min_effect": 1.0} and planned.sequential_seeds == (3, 6)

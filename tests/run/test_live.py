@@ -8,8 +8,9 @@ import time
 from conftest import write_study
 from mlflow.tracking import MlflowClient
 
-from ablation.commands.run import live_cost_line, publish_study_report
+from ablation.commands.run import live_cost_line
 from ablation.dashboard import DASHBOARD_FILE
+from ablation.dashboard.publish import publish_study_report
 from ablation.run.callbacks import Assigned, LiveCallback, LiveRefresh, TrialRecord
 from ablation.run.driver import run_study
 from ablation.study import load_study

@@ -124,7 +124,7 @@ def test_sequence_adds_seeds_for_the_undecided_only_and_survives_kill_9(ray_head
     # The parent run: the looks as recorded by the driver, the same the report replays.
     client = MlflowClient(uri)
     summary, runs = study_summary(uri, "sequence")
-    local = client.download_artifacts(runs.parent["run_id"], names.LOOKS_ARTIFACT, str(tmp_path))
+    local = client.download_artifacts(runs.parent.run_id, names.LOOKS_ARTIFACT, str(tmp_path))
     recorded = json.loads(Path(local).read_text())["looks"]
     assert [look["n"] for look in recorded] == list(range(START, MAX + 1))
     first_look = {c["comparison"]: c["decision"] for c in recorded[0]["comparisons"]}
@@ -132,8 +132,8 @@ def test_sequence_adds_seeds_for_the_undecided_only_and_survives_kill_9(ray_head
     assert all([c["comparison"] for c in look["comparisons"]] == [SAME] for look in recorded[1:])
     assert recorded[-1]["comparisons"][0]["decision"] == "undecided"
     assert recorded[-1]["comparisons"][0]["seeds_needed"] > MAX
-    assert runs.parent["sequential_seeds"] == (START, MAX)
-    assert runs.parent["decision"]["min_effect"] == 1.0
+    assert runs.parent.sequential_seeds == (START, MAX)
+    assert runs.parent.decision["min_effect"] == 1.0
     replayed = summary.looks
     rows = zip(replayed["n"], replayed["variant"], replayed["decision"], strict=True)
     assert list(rows) == [

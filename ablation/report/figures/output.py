@@ -64,7 +64,8 @@ def write_figures(summary: Summary, runs: Any, out_dir: str | Path) -> list[Path
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run_id = (getattr(runs, "parent", None) or {}).get("run_id")
+    parent = getattr(runs, "parent", None)
+    run_id = parent.run_id if parent else None
     subject = f"MLflow run {run_id}" if run_id else summary.study
     paths = []
     for chart in charts(summary):
