@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ablation.attention.cbam import reference_path
+from ablation.attention.fast import reference_path
 from ablation.vocabulary.cbam import KINDS
 
 FLOPS_RULE = (

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-from ablation.attention import CBAM
+from ablation.attention import CBAM, set_cbam_backend
 from ablation.attention.fast import cbam_forward, native
 from ablation.models.cifar_resnet import CifarResNet
 from ablation.models.resnet import insert_attention
@@ -57,7 +57,7 @@ from ablation.models.resnet import insert_attention
 
 def _backend(backend: str) -> Callable[[int], nn.Module]:
     """The project's CBAM on one backend (ablation.vocabulary.cbam.CBAM_BACKENDS)."""
-    return lambda channels: CBAM(channels, backend=backend)
+    return lambda channels: set_cbam_backend(CBAM(channels), backend)
 
 
 class PassesCBAM(CBAM):

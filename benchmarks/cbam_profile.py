@@ -19,7 +19,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from ablation.attention import CBAM
+from ablation.attention import CBAM, set_cbam_backend
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    module = CBAM(args.channels, backend="kernels").train(not args.inference)
+    module = set_cbam_backend(CBAM(args.channels), "kernels").train(not args.inference)
     x = torch.randn(args.batch, args.channels, args.size, args.size)
     dy = torch.randn_like(x)
     xg = x.clone().requires_grad_()

@@ -1,7 +1,7 @@
 """Attention modules a backbone plugs in by name: none, se (Squeeze-and-Excitation), cbam.
 
 CBAM's knobs are ablation.vocabulary.cbam's; its fast backends live in `fast/` and run only
-where a model's CBAM modules are switched to them (`set_cbam_backend`, `train.cbam_backend`).
+where `set_cbam_backend` (from `fast/`, for `train.cbam_backend`) puts them in a model.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from ablation.attention.cbam import (
     SpatialGate,
     normalize_cbam_knobs,
 )
+from ablation.attention.fast import set_cbam_backend
 from ablation.attention.se import SqueezeExcitation
 from ablation.vocabulary.attention import ATTENTIONS
 from ablation.vocabulary.cbam import CBAM_BACKENDS
-
 
 __all__ = [
     "ATTENTIONS",
@@ -61,17 +61,3 @@ def create_attention(name: str, channels: int, **cbam_knobs: Any) -> nn.Module:
     if name == "se":
         return SqueezeExcitation(channels)
     return nn.Identity()
-
-
-def set_cbam_backend(model: nn.Module, backend: str) -> int:
-    """Run every CBAM module of `model` on `backend` (one of CBAM_BACKENDS); returns how many.
-
-    The weights and the result stay those of the reference (tests/attention/test_fused.py,
-    test_native.py); only the implementation of the forward and backward passes changes.
-    """
-    if backend not in CBAM_BACKENDS:
-        raise ValueError(f"cbam_backend must be one of {', '.join(CBAM_BACKENDS)}; got {backend!r}")
-    modules = [m for m in model.modules() if isinstance(m, CBAM)]
-    for module in modules:
-        module.backend = backend
-    return len(modules)

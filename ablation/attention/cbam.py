@@ -13,10 +13,9 @@ first. Every other setting here is an ablation axis of the study file's `model.c
 and BatchNorm after the spatial conv, the paper's spatial-first and parallel arrangements,
 and either gate alone.
 
-`CBAM.forward` runs `reference_forward`, the composition of the gate modules below with plain
-autograd, unless the module's `backend` chooses a fast one (ablation/attention/fast/: the
-same equations, fewer memory passes, tested against this one). The reference is the
-specification.
+`CBAM.forward` is the composition of the gate modules below with plain autograd: the
+specification. Faster implementations of the same equations (ablation/attention/fast/,
+tested against this one) take a CBAM's gate modules over; nothing here knows of them.
 
 Matching the official code (Jongchan/attention-module, MODELS/cbam.py, model_resnet.py):
 the spatial BatchNorm has momentum 0.01 and eps 1e-5, and with `init: official` (the default)
@@ -27,17 +26,13 @@ official loop only touches keys with "conv" or "bn" in them).
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ablation.attention.fast import cbam_forward, native
 from ablation.vocabulary.cbam import (
-    CBAM_BACKENDS,
     CHANNEL_POOLS,
     DEFAULTS,
     GATES,
@@ -58,8 +53,6 @@ __all__ = [
     "ChannelGate",
     "SpatialGate",
     "normalize_cbam_knobs",
-    "reference_path",
-    "resolve_backend",
 ]
 
 CBAM_DEFAULTS: dict[str, Any] = DEFAULTS.as_dict()
@@ -67,9 +60,6 @@ CBAM_DEFAULTS: dict[str, Any] = DEFAULTS.as_dict()
 # would let the running statistics drift apart from the official model's.
 SPATIAL_NORM_MOMENTUM = 0.01
 SPATIAL_NORM_EPS = 1e-5
-# The pools the compiled kernels serve (lp and lse are dense; the fused path runs them on
-# stock ops).
-_KERNEL_POOLS = ("avg", "max")
 
 
 def channel_pool(f: Tensor, kind: str) -> Tensor:
@@ -141,20 +131,6 @@ class SpatialGate(nn.Module):
         return torch.sigmoid(self.norm(self.conv(maps)))  # (B, 1, H, W), broadcast over C
 
 
-_REFERENCE = contextvars.ContextVar("cbam_reference_path", default=False)
-
-
-@contextlib.contextmanager
-def reference_path() -> Iterator[None]:
-    """Run every CBAM through `reference_forward` inside the block: FLOP counts then follow the
-    equations, not the fast path's implementation (which pools with matrix products)."""
-    token = _REFERENCE.set(True)
-    try:
-        yield
-    finally:
-        _REFERENCE.reset(token)
-
-
 class CBAM(nn.Module):
     """Convolutional Block Attention Module: a channel gate and a spatial gate, eq. (1)."""
 
@@ -170,7 +146,6 @@ class CBAM(nn.Module):
         spatial_norm: bool = False,
         init: str = "official",
         inplace: bool = False,
-        backend: str = "reference",
     ) -> None:
         super().__init__()
         if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
@@ -189,12 +164,9 @@ class CBAM(nn.Module):
         )
         self.channels = channels
         self.knobs = knobs
-        # Not a knob: which implementation of the same equations forward runs (CBAM_BACKENDS;
-        # `ablation.attention.set_cbam_backend` sets it on a whole model).
-        self.backend = _checked_backend(backend)
-        # Not a knob (the result is the same): in inference, the output may be written over
-        # the input, like nn.ReLU(inplace=True). The backbones set it where the input is a
-        # BatchNorm's output that nothing else reads.
+        # Not a knob (the result is the same): in inference, a fast backend may write the
+        # output over the input, like nn.ReLU(inplace=True). The backbones set it where the
+        # input is a BatchNorm's output that nothing else reads.
         self.inplace = inplace
         self.order = knobs["order"]
         self.channel_gate = (
@@ -216,7 +188,7 @@ class CBAM(nn.Module):
         keys with "conv" kaiming-normal fan-out, of keys with "bn" 1 except the SpatialGate's 0,
         every bias 0. Applied to CBAM's keys that is: the spatial conv kaiming-normal fan-out,
         the MLP's biases 0 (its Linear weights keep PyTorch's init), the BatchNorm's scale and
-        shift 0. "pytorch": PyTorch's defaults (what this project did before), but for the
+        shift 0. "pytorch": PyTorch's defaults (the ablation's other arm), but for the
         BatchNorm's scale, 0 in both.
         """
         if self.knobs["init"] != "official":
@@ -231,16 +203,7 @@ class CBAM(nn.Module):
                 nn.init.zeros_(self.spatial_gate.norm.bias)
 
     def forward(self, f: Tensor) -> Tensor:
-        chosen = getattr(self, "backend", "reference")  # modules pickled before it existed
-        backend = "reference" if _REFERENCE.get() else resolve_backend(chosen, f, self)
-        if backend == "reference":
-            return self.reference_forward(f)
-        # fast/fused.py: the same equations with the memory-bound pooling and gating in one
-        # autograd function, its big passes on the compiled kernels for backend "kernels".
-        return cbam_forward(self, f, kernels=backend == "kernels")
-
-    def reference_forward(self, f: Tensor) -> Tensor:
-        """Eq. (1) composed from the gate modules with plain autograd (the fast path's check)."""
+        """Eq. (1) composed from the gate modules with plain autograd."""
         gates = [self.channel_gate, self.spatial_gate]
         if self.order == "spatial-first":
             gates.reverse()
@@ -257,33 +220,7 @@ class CBAM(nn.Module):
 
     def extra_repr(self) -> str:
         knobs = ", ".join(f"{k}={v!r}" for k, v in self.knobs.items())
-        return (
-            f"{self.channels}, {knobs}"
-            + (", inplace=True" if self.inplace else "")
-            + (f", backend={self.backend!r}" if self.backend != "reference" else "")
-        )
-
-
-def resolve_backend(backend: str, f: Tensor, module: CBAM) -> str:
-    """The backend that runs `module` on `f`: "reference", "fused" or "kernels".
-
-    "auto" is what benchmarks/README.md measured faster than the reference: the kernels
-    where they serve (float32 CPU input, avg/max channel pools, kernels built); the reference
-    everywhere else (CUDA included: there the fused path is stock ops, see README "CBAM
-    backends"). "kernels" where they do not serve runs the fused path on stock ops.
-    """
-    if backend != "auto":
-        return backend
-    pools = module.channel_gate.pools if module.channel_gate is not None else ()
-    if set(pools) <= set(_KERNEL_POOLS) and native.available(f):
-        return "kernels"
-    return "reference"
-
-
-def _checked_backend(backend: str) -> str:
-    if backend not in CBAM_BACKENDS:
-        raise ValueError(f"cbam_backend must be one of {', '.join(CBAM_BACKENDS)}; got {backend!r}")
-    return backend
+        return f"{self.channels}, {knobs}" + (", inplace=True" if self.inplace else "")
 
 
 def normalize_cbam_knobs(knobs: Mapping[str, Any]) -> dict[str, Any]:

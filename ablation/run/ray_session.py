@@ -21,6 +21,8 @@ from typing import Any
 import ray
 from ray.exceptions import AuthenticationError
 
+from ablation.run import ray_private
+
 # Imported by every worker of a cluster the driver starts, before any trial reaches it.
 PRELOAD = ("torch", "ablation.run.trainable")
 
@@ -54,14 +56,14 @@ def start_ray(address: str | None, log_file: Path) -> Path | None:
         options: dict[str, Any] = {}
         if address is None:
             options["include_dashboard"] = False
-            options["_system_config"] = {"preload_python_modules": list(PRELOAD)}
+            options.update(ray_private.preload_options(PRELOAD))
         # ray.init resets Ray's loggers and warns through Python's last-resort handler; its
         # C++ core writes to file descriptor 2 directly: both go to the log file.
         with (
             open(log_file, "a") as sink,
             contextlib.redirect_stderr(sink),
             _fd2_to(sink),
-            _loopback_only(address is None),
+            ray_private.single_machine_mode() if address is None else contextlib.nullcontext(),
         ):
             start = sink.tell()
             try:
@@ -101,10 +103,8 @@ def _gcs_takes_the_token(address: str | None) -> None:
             pass
     except OSError:
         return
-    from ray._raylet import InnerGcsClient
-
     try:
-        InnerGcsClient.standalone(f"{host}:{port}", None, 2000)
+        ray_private.ask_gcs(f"{host}:{port}", 2000)
     except AuthenticationError:
         raise
     except Exception:  # not a GCS, or one too slow to answer: left to ray.init
@@ -120,12 +120,8 @@ def use_token_from_env() -> None:
     """
     if os.environ.get(AUTH_MODE_ENV) is None and any(os.environ.get(v) for v in TOKEN_ENV):
         os.environ[AUTH_MODE_ENV] = "token"
-        # Ray caches its config (the mode) when first read; Ray's own switch to token mode
-        # (authentication_token_setup._enable_token_auth) re-reads it the same way.
-        from ray._raylet import Config
-
-        Config.initialize("")
-    _reload_auth_token()
+        ray_private.reread_auth_mode()
+    ray_private.reload_auth_token()
 
 
 def auth_refusal(address: str, err: BaseException, said: str = "") -> RayAuthRefused | None:
@@ -183,36 +179,6 @@ def _current_session() -> Path | None:
 
 
 @contextlib.contextmanager
-def _loopback_only(local: bool) -> Iterator[None]:
-    """While a local cluster starts: Ray's single-machine mode, every socket on loopback.
-
-    `_node_ip_address="127.0.0.1"` alone still leaves the GCS, raylet and agents listening on
-    every interface (Ray 2.60). Ray's own one-machine mode (its default on macOS and Windows,
-    `RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`) binds them all to loopback; the processes it starts
-    read the environment variable, this one reads `ray_constants.ENABLE_RAY_CLUSTER`, fixed
-    when ray was imported, hence the one private attribute set here. Both are put back once
-    the cluster is up: joining a real cluster (`--address`) later in the process is unchanged.
-    """
-    if not local:
-        yield
-        return
-    from ray._private import ray_constants
-
-    before_env = os.environ.get(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR)
-    before = ray_constants.ENABLE_RAY_CLUSTER
-    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
-    try:
-        yield
-    finally:
-        ray_constants.ENABLE_RAY_CLUSTER = before
-        if before_env is None:
-            os.environ.pop(ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR, None)
-        else:
-            os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = before_env
-
-
-@contextlib.contextmanager
 def _fd2_to(sink: Any) -> Iterator[None]:
     """File descriptor 2 (what C++ writes to) goes to `sink` for a while, then comes back."""
     for stream in (sys.stderr, sys.__stderr__):
@@ -241,16 +207,3 @@ def _log_ray_to(log_file: Path) -> None:
         logger.handlers = [handler]
         logger.propagate = False
         logger.setLevel(logging.INFO)
-
-
-def _reload_auth_token() -> None:
-    """Make Ray read the auth token from the environment again.
-
-    Ray caches the token it first read in this process; a process that starts or joins a second
-    cluster (a notebook, a test session) must read the current one. Ray has no public API for
-    this (its own `ray get-auth-token` CLI calls the same private loader), so this is the one
-    place that reaches into `ray._raylet`.
-    """
-    from ray._raylet import AuthenticationTokenLoader
-
-    AuthenticationTokenLoader.instance().reset_cache()

@@ -44,7 +44,11 @@ RESULT_SOURCES = ("attention/*.py", "vocabulary/*.py", "models/*.py", "data/*.py
 _KERNELS = ("attention/fast/*.py", "attention/fast/*.cpp")
 BACKEND_SOURCES: dict[str, tuple[str, ...]] = {
     "reference": (),
-    "fused": ("attention/fast/__init__.py", "attention/fast/fused.py"),
+    "fused": (
+        "attention/fast/__init__.py",
+        "attention/fast/fused.py",
+        "attention/fast/torch_private.py",
+    ),
     "kernels": _KERNELS,
     "auto": _KERNELS,
 }

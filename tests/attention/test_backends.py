@@ -1,6 +1,6 @@
 """Every CBAM backend against the reference composition: forward, input and parameter
 gradients, BatchNorm running statistics, every knob, NCHW and channels_last. The reference
-(`CBAM.reference_forward`) is the specification; the backends only change the speed."""
+(`CBAM.forward`) is the specification; the backends only change the speed."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import itertools
 import pytest
 import torch
 
-from ablation.attention import CBAM
-from ablation.attention.cbam import resolve_backend
+from ablation.attention import CBAM, set_cbam_backend
+from ablation.attention.fast import FastCBAM, resolve_backend
 from ablation.vocabulary.cbam import CBAM_BACKENDS, CHANNEL_POOLS
 
 KNOB_SETS = [
@@ -49,8 +49,7 @@ def test_backend_matches_the_reference(backend, layout):
         with torch.no_grad():
             for p in reference.parameters():
                 p.normal_(0, 0.5)
-        fast = copy.deepcopy(reference)
-        fast.backend = backend
+        fast = set_cbam_backend(copy.deepcopy(reference), backend)
         y_ref, gx_ref, gp_ref = _step(reference, x, dy)
         y, gx, gp = _step(fast, x, dy)
         where = f"{backend} {layout} {knobs}"
@@ -75,6 +74,23 @@ def test_auto_picks_the_kernels_on_float32_cpu_and_the_reference_elsewhere():
     assert resolve_backend("auto", x, lse) == "reference"
     for backend in ("reference", "fused", "kernels"):
         assert resolve_backend(backend, x, module) == backend
-    assert CBAM(8).backend == "reference"  # the module alone runs the paper's composition
     with pytest.raises(ValueError, match="cbam_backend must be one of"):
-        CBAM(8, backend="fast")
+        set_cbam_backend(CBAM(8), "fast")
+
+
+def test_a_backend_takes_over_the_very_gate_modules_and_reference_leaves_them_alone():
+    model = torch.nn.Sequential(CBAM(16, reduction=4, spatial_norm=True), torch.nn.ReLU())
+    reference = model[0]
+    weights = list(reference.parameters()) + list(reference.buffers())
+    keys = list(model.state_dict())
+    assert set_cbam_backend(model, "reference") is model and model[0] is reference
+    assert set_cbam_backend(model, "fused") is model
+    fast = model[0]
+    assert isinstance(fast, FastCBAM) and fast.backend == "fused"
+    assert fast.channel_gate is reference.channel_gate
+    assert all(a is b for a, b in zip(weights, [*fast.parameters(), *fast.buffers()], strict=True))
+    assert list(model.state_dict()) == keys  # checkpoints load either way
+    assert set_cbam_backend(model, "kernels")[0] is fast and fast.backend == "kernels"
+    alone = set_cbam_backend(CBAM(8), "auto")  # a CBAM alone comes back as its FastCBAM
+    assert isinstance(alone, FastCBAM) and "backend='auto'" in repr(alone)
+    assert type(CBAM(8)).forward is CBAM.forward  # the module alone runs the paper's composition

@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablation.attention import CBAM
+from ablation.attention import CBAM, set_cbam_backend
+from ablation.attention.cbam import channel_pool as pool_space
+from ablation.attention.cbam import spatial_pool as pool_channels
 from ablation.attention.fast import native
 from ablation.attention.fast.fused import _max, cbam_forward, fused_cbam
 
@@ -22,31 +24,18 @@ NORMS = (None, "train", "eval")
 
 
 # ----------------------------------------------------------------------------------------
-# The reference: eq. (1)-(3) written out with plain autograd, nothing shared with fused.py.
-def ref_channel_pool(f, kind):
-    if kind == "avg":
-        return f.mean(dim=(2, 3))
-    if kind == "max":
-        return f.amax(dim=(2, 3))
-    if kind == "lp":
-        return f.pow(2).sum(dim=(2, 3)).sqrt()
-    return torch.logsumexp(f.flatten(2), dim=2)
-
-
-def ref_spatial_pool(f, kind):
-    return f.mean(dim=1, keepdim=True) if kind == "avg" else f.amax(dim=1, keepdim=True)
-
-
+# The reference: eq. (1)-(3) written out with plain autograd on the pools of cbam.py,
+# nothing shared with fused.py.
 def ref_cbam(f, p, channel_pool, spatial_pool, order, gates, bn):
     def mc(g):  # eq. (2)
         logits = sum(
-            F.linear(F.relu(F.linear(ref_channel_pool(g, k), p["w0"], p["b0"])), p["w1"], p["b1"])
+            F.linear(F.relu(F.linear(pool_space(g, k), p["w0"], p["b0"])), p["w1"], p["b1"])
             for k in channel_pool
         )
         return torch.sigmoid(logits)[:, :, None, None]
 
     def ms(g):  # eq. (3)
-        maps = torch.cat([ref_spatial_pool(g, k) for k in spatial_pool], dim=1)
+        maps = torch.cat([pool_channels(g, k) for k in spatial_pool], dim=1)
         out = F.conv2d(maps, p["conv"], padding=p["conv"].shape[-1] // 2)
         return torch.sigmoid(bn(out) if bn is not None else out)
 
@@ -407,9 +396,8 @@ def test_fused_runs_under_cpu_autocast_close_to_the_reference():
 @pytest.mark.parametrize("gates", [("channel", "spatial"), ("channel",), ("spatial",)])
 def test_module_forward_on_the_fast_backend_matches_its_reference_composition(order, gates):
     torch.manual_seed(0)
-    module = CBAM(
-        32, reduction=4, order=order, gates=gates, spatial_norm=True, backend="kernels"
-    ).double()
+    module = CBAM(32, reduction=4, order=order, gates=gates, spatial_norm=True)
+    module = set_cbam_backend(module, "kernels").double()
     for p in module.parameters():
         nn.init.normal_(p, std=0.5)
     x = torch.randn(2, 32, 9, 7, dtype=torch.float64, requires_grad=True)

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ablation.attention import CBAM
+from ablation.attention import CBAM, set_cbam_backend
 from ablation.attention.fast import native
 from ablation.attention.fast.fused import fused_cbam
 
@@ -186,9 +186,9 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess:
 PROBE = """
 import torch
 from ablation.attention.fast import native
-from ablation.attention.cbam import CBAM
+from ablation.attention import CBAM, set_cbam_backend
 x = torch.randn(2, 16, 6, 6, requires_grad=True)
-CBAM(16, reduction=4, backend="kernels")(x).sum().backward()
+set_cbam_backend(CBAM(16, reduction=4), "kernels")(x).sum().backward()
 print(native._library() is not None, native.compile_seconds() > 0, x.grad.abs().sum().item() > 0)
 """
 
@@ -255,7 +255,8 @@ INFER_KNOBS = (
 
 def random_cbam(channels: int, kernel_size: int, seed: int, **knobs) -> CBAM:
     torch.manual_seed(seed)
-    module = CBAM(channels, reduction=4, kernel_size=kernel_size, backend="kernels", **knobs).eval()
+    module = CBAM(channels, reduction=4, kernel_size=kernel_size, **knobs)
+    module = set_cbam_backend(module, "kernels").eval()
     with torch.no_grad():
         for p in module.parameters():
             p.copy_(torch.randn_like(p) * 0.5)

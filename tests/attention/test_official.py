@@ -23,7 +23,7 @@ from ablation.models import build_model
 
 def test_spatial_batchnorm_running_stats_follow_momentum_001_by_hand():
     torch.manual_seed(0)
-    cbam = CBAM(16, reduction=4, kernel_size=3, spatial_norm=True, backend="reference").train()
+    cbam = CBAM(16, reduction=4, kernel_size=3, spatial_norm=True).train()
     bn = cbam.spatial_gate.norm
     assert (bn.momentum, bn.eps) == (0.01, 1e-5)
     mean, var = torch.zeros(1), torch.ones(1)  # a fresh BatchNorm's running statistics
@@ -50,7 +50,8 @@ def test_spatial_batchnorm_running_stats_follow_momentum_001_by_hand():
 @pytest.mark.parametrize("backend", ["reference", "fused", "kernels"])
 def test_running_stats_equal_an_official_batchnorm_on_every_backend(backend):
     torch.manual_seed(1)
-    cbam = CBAM(8, reduction=2, kernel_size=7, spatial_norm=True, backend=backend).train()
+    cbam = CBAM(8, reduction=2, kernel_size=7, spatial_norm=True)
+    cbam = set_cbam_backend(cbam, backend).train()
     official = nn.BatchNorm2d(1, eps=1e-5, momentum=0.01, affine=True)
     for _ in range(5):
         x = torch.randn(2, 8, 5, 5)
@@ -111,8 +112,9 @@ def test_backbones_keep_cbams_init():
         and m.spatial_gate.norm.momentum == 0.01
         for m in cbams
     )
-    assert set_cbam_backend(model, "fused") == len(cbams)
-    assert {m.backend for m in cbams} == {"fused"}
+    assert set_cbam_backend(model, "fused") is model
+    fast = [m for m in model.modules() if isinstance(m, CBAM)]
+    assert len(fast) == len(cbams) and {m.backend for m in fast} == {"fused"}
     with pytest.raises(ValueError, match="cbam_backend must be one of"):
         set_cbam_backend(model, "cuda")
 

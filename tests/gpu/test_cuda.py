@@ -73,7 +73,7 @@ def test_cbam_reference_and_fused_on_the_device_match_the_float64_cpu_reference(
     for backend in ("reference", "fused"):
         module = CBAM(32, reduction=4).to(DEVICE)
         module.load_state_dict(ref.state_dict())
-        set_cbam_backend(module, backend)
+        module = set_cbam_backend(module, backend)
         for dtype, tol_out, tol_grad in ((None, 1e-4, 1e-4), (torch.bfloat16, 0.02, 0.15)):
             xd = x.detach().float().to(DEVICE).contiguous(memory_format=torch.channels_last)
             xd.requires_grad_(True)

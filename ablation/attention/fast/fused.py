@@ -46,7 +46,7 @@ forward in one call (`native.infer`: each sample's passes back to back, in the c
 with `inplace`, over x's own memory; on stock ops, amax without indices.
 The stock-op path runs the same code on CPU and CUDA with no compiler.
 
-API (what `CBAM.forward` calls for the fused and kernels backends; names as in `cbam.py`)::
+API (what `FastCBAM.forward` calls for the fused and kernels backends; names as in `cbam.py`)::
 
     fused_cbam(
         x,                                  # (N, C, H, W), NCHW or channels_last
@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +81,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from ablation.attention.fast import native
+from ablation.attention.fast import native, torch_private
 from ablation.vocabulary.cbam import CHANNEL_POOLS as _CHANNEL_POOLS
 from ablation.vocabulary.cbam import ORDERS as _ORDERS
 from ablation.vocabulary.cbam import SPATIAL_POOLS as _SPATIAL_POOLS
@@ -174,7 +174,7 @@ def cbam_forward(module: nn.Module, x: Tensor, *, kernels: bool = True) -> Tenso
         spatial_bn=sg.norm if sg is not None and isinstance(sg.norm, nn.BatchNorm2d) else None,
         spatial_pool=sg.pools if sg is not None else (),
         order=module.order,
-        inplace=getattr(module, "inplace", False),  # modules pickled before it existed
+        inplace=module.inplace,
         kernels=kernels,
     )
 
@@ -342,21 +342,14 @@ class _SpatialConv(torch.autograd.Function):
         )
 
 
-@contextlib.contextmanager
-def _no_onednn(t: Tensor) -> Iterator[None]:
+def _no_onednn(t: Tensor) -> contextlib.AbstractContextManager[None]:
     """oneDNN off for the backward of the k x k conv with one output channel, on CPU at small
     batch: there it is several times slower than aten's own (8x2x56x56, 7x7: 8-17 ms vs 3-5
     ms); from batch 16 up oneDNN is the faster (128x2x32x32: 24 ms vs 27 ms). The switch is
     process-wide, so it is held only around this backward."""
-    if t.device.type != "cpu" or t.shape[0] >= 16 or not torch._C._get_mkldnn_enabled():
-        yield
-        return
-    # torch.backends.mkldnn.flags() would do this but also resets TF32 and warns every call.
-    torch._C._set_mkldnn_enabled(False)
-    try:
-        yield
-    finally:
-        torch._C._set_mkldnn_enabled(True)
+    if t.device.type != "cpu" or t.shape[0] >= 16:
+        return contextlib.nullcontext()
+    return torch_private.onednn_off()
 
 
 def _dense_pool(z3: Tensor, kind: str, dim: int) -> Tensor:
