@@ -4,12 +4,11 @@ Read it top to bottom: set-up, data, model, optimizer and schedule, resume, the 
 (train, evaluate, report), and the model's cost. Ray, MLflow and Optuna stay outside: the
 runner passes `report` and persists the `state` each report carries.
 
-    checked = TrialConfig.model_validate(spec.config).model_dump(mode="json")  # the schema's
-    config = TrialSettings.from_dict(checked)  # typed, pydantic-free
+    config = TrialConfig.model_validate(spec.config).settings()  # checked, pydantic-free
     final = train_trial(config, spec.seed, lambda m: print(m["epoch"], m["val_top1_error"]))
 
-Every setting comes from `config`, whose defaults the study schema owns; none is restated here.
-`config` is the pydantic-free `TrialSettings` (ablation/vocabulary/trial.py), so this side
+Every setting comes from `config`, whose keys and defaults ablation/vocabulary/trial.py defines;
+none is restated here. `config` is the pydantic-free `TrialSettings`, so this side
 (train, models, attention, data) runs where pydantic, Ray, MLflow and Optuna are absent: the
 GPU check (benchmarks/gpu_check.py) runs it so.
 
