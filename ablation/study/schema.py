@@ -96,21 +96,16 @@ def _section(settings: type, **models: type[BaseModel]) -> type[_Model]:
     hints = typing.get_type_hints(settings)
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(settings):
-        hint = hints[f.name]
-        nullable = type(None) in typing.get_args(hint)
-        if f.name in models:
-            model = models[f.name]
-            annotation: Any = model | None if nullable else model
-            factory: Any = model if f.default_factory is not dataclasses.MISSING else None
-        else:
+        hint, model = hints[f.name], models.get(f.name)
+        if model is None:
             annotation = _checked(hint, f.metadata)
-            factory = f.default_factory if f.default_factory is not dataclasses.MISSING else None
-        if factory is not None:
-            fields[f.name] = (annotation, Field(default_factory=factory))
-        elif f.default is not dataclasses.MISSING:
-            fields[f.name] = (annotation, f.default)
         else:
-            fields[f.name] = (annotation, ...)
+            annotation = model | None if type(None) in typing.get_args(hint) else model
+        if f.default_factory is not dataclasses.MISSING:
+            default = Field(default_factory=model or f.default_factory)
+        else:
+            default = ... if f.default is dataclasses.MISSING else f.default
+        fields[f.name] = (annotation, default)
     return create_model(f"_{settings.__name__}", __base__=_Model, **fields)
 
 
