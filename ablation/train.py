@@ -4,12 +4,11 @@ Read it top to bottom: set-up, data, model, optimizer and schedule, resume, the 
 (train, evaluate, report), and the model's cost. Ray, MLflow and Optuna stay outside: the
 runner passes `report` and persists the `state` each report carries.
 
-    checked = TrialConfig.model_validate(spec.config).model_dump(mode="json")  # the schema's
-    config = TrialSettings.from_dict(checked)  # typed, pydantic-free
+    config = TrialConfig.model_validate(spec.config).settings()  # checked, pydantic-free
     final = train_trial(config, spec.seed, lambda m: print(m["epoch"], m["val_top1_error"]))
 
-Every setting comes from `config`, whose defaults the study schema owns; none is restated here.
-`config` is the pydantic-free `TrialSettings` (ablation/vocabulary/trial.py), so this side
+Every setting comes from `config`, whose keys and defaults ablation/vocabulary/trial.py defines;
+none is restated here. `config` is the pydantic-free `TrialSettings`, so this side
 (train, models, attention, data) runs where pydantic, Ray, MLflow and Optuna are absent: the
 GPU check (benchmarks/gpu_check.py) runs it so.
 
@@ -28,27 +27,35 @@ at once, so a diverged variant is a failed trial with a reason, never a NaN in t
 from __future__ import annotations
 
 import copy
+import functools
 import gc
 import math
 import os
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, TensorDataset
+from torch.utils.data import DataLoader
 
 from ablation.attention import set_cbam_backend
 from ablation.attention.fast import native
-from ablation.data.build import build_datasets, resident_arrays
+from ablation.data.build import batch_loader, build_datasets, resident_arrays
 from ablation.data.device import DeviceBatches
 from ablation.data.identity import DatasetError
 from ablation.models import build_model
 from ablation.profile import profile_model
-from ablation.vocabulary.trial import TrainSettings, TrialSettings
+from ablation.vocabulary.trial import (
+    DatasetSettings,
+    ModelSettings,
+    OptimizerSettings,
+    TrainSettings,
+    TrialSettings,
+)
 
 # Set to an integer to fix torch's CPU threads per trial (Ray also sets OMP_NUM_THREADS).
 THREADS_ENV = "ABLATION_TORCH_THREADS"
@@ -88,30 +95,48 @@ def place_trial(gpu_ids: Sequence[int | str], gpu_share: float, *, cuda: Any = t
     return f"cuda:{index}"
 
 
-def train_trial(
-    config: TrialSettings,
-    seed: int,
-    report: Callable[[dict], None],
-    *,
-    device: str | None = None,
-    resume: dict | None = None,
-) -> dict:
-    """Train and evaluate one variant with one seed; returns the final metrics (`_train`).
+@dataclass(frozen=True)
+class _Numerics:
+    """Where and in what precision a trial computes (from `train`'s settings and the device)."""
 
-    A CUDA out-of-memory error anywhere in the trial raises `TrialFailed` telling to raise
-    `resources.gpus_per_trial`, after the memory is released, so the worker takes the next
-    trial instead of hanging on a full GPU.
-    """
-    try:
-        return _train(config, seed, report, device=device, resume=resume)
-    except torch.cuda.OutOfMemoryError as err:
-        message = _oom_message(err, device)
-    # Outside the except block the error's traceback, whose frames hold the trial's tensors,
-    # is gone: only now can the cached memory go back to the GPU.
-    gc.collect()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
-    raise TrialFailed(message)
+    device: torch.device
+    autocast_dtype: torch.dtype | None  # None: fp32, no autocast
+    use_scaler: bool  # fp16 on CUDA: a GradScaler
+    memory_format: torch.memory_format
+
+    @property
+    def on_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def autocast(self) -> torch.autocast:
+        """The autocast context of a forward pass (disabled in fp32)."""
+        enabled = self.autocast_dtype is not None
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=enabled)
+
+    def move(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """A batch on the trial's device, images in its memory format."""
+        images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        return images, labels.to(self.device, non_blocking=True)
+
+
+def _fails_on_cuda_oom(train: Callable[..., dict]) -> Callable[..., dict]:
+    """`train`, with a CUDA out-of-memory error turned into `TrialFailed` after the memory is
+    released, so the worker takes the next trial instead of hanging on a full GPU."""
+
+    @functools.wraps(train)
+    def guarded(*args: Any, device: str | None = None, **kwargs: Any) -> dict:
+        try:
+            return train(*args, device=device, **kwargs)
+        except torch.cuda.OutOfMemoryError as err:
+            message = _oom_message(err, device)
+        # Outside the except block the error's traceback, whose frames hold the trial's
+        # tensors, is gone: only now can the cached memory go back to the GPU.
+        gc.collect()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+        raise TrialFailed(message)
+
+    return guarded
 
 
 def _oom_message(err: BaseException, device: str | None) -> str:
@@ -123,7 +148,8 @@ def _oom_message(err: BaseException, device: str | None) -> str:
     )
 
 
-def _train(
+@_fails_on_cuda_oom
+def train_trial(
     config: TrialSettings,
     seed: int,
     report: Callable[[dict], None],
@@ -141,93 +167,24 @@ def _train(
     `kernel_build_seconds` (what this process spent compiling CBAM's CPU kernels, 0.0 when
     they came from the cache or were not needed), `compile_seconds` (torch.compile's warm-up,
     0.0 without `train.compile`; in `train_seconds`, not in any `epoch_seconds`) and
-    `epochs_completed`.
+    `epochs_completed`. A CUDA out-of-memory error anywhere in the trial raises `TrialFailed`
+    telling to raise `resources.gpus_per_trial`.
     """
-    data_cfg, model_cfg, train_cfg = config.dataset, config.model, config.train
-    opt_cfg = train_cfg.optimizer
-    epochs, batch_size = train_cfg.epochs, train_cfg.batch_size
-
-    # -- set-up: device, threads, seeds, determinism ------------------------------------------
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    on_cuda = device.type == "cuda"
-    # bf16 autocast runs on the CPU too; fp16 needs CUDA (there with a GradScaler) and runs in
-    # fp32 elsewhere, as `amp` always did.
-    precision = train_cfg.precision if (on_cuda or train_cfg.precision == "bf16") else "fp32"
-    autocast_dtype = AUTOCAST_DTYPES.get(precision)
-    use_scaler = precision == "fp16"
-    memory_format = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
-    if os.environ.get(THREADS_ENV):
-        torch.set_num_threads(int(os.environ[THREADS_ENV]))
-    deterministic = train_cfg.deterministic
-    if deterministic and on_cuda:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    # Process-wide settings: set for every trial, since a Ray worker runs many.
-    torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    torch.backends.cudnn.benchmark = on_cuda and not deterministic
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)  # model initialisation (and CUDA's generators)
+    train_cfg = config.train
+    epochs = train_cfg.epochs
+    numerics = _set_up(train_cfg, seed, device)
     shuffle_rng = torch.Generator().manual_seed(seed)  # the order of training batches
-
-    # -- data ------------------------------------------------------------------------------
-    placement = train_cfg.data_placement
-    on_device = placement == "device" or (placement == "auto" and on_cuda)
-    try:
-        train_ds, val_ds, info = build_datasets(data_cfg.as_dict())
-        arrays = resident_arrays(data_cfg.as_dict()) if on_device else None
-    except DatasetError as err:
-        raise TrialFailed(str(err)) from err
-    if arrays is not None:
-        # The whole set on the device, batches drawn and augmented there (no workers).
-        a = arrays
-        common = {"device": device, "mean": a.mean, "std": a.std, "image_size": a.image_size}
-        common["memory_format"] = memory_format
-        train_loader: Any = DeviceBatches(
-            a.x_train, a.y_train, batch_size, shuffle_rng=shuffle_rng, seed=seed, pad=a.pad,
-            drop_last=len(a.y_train) > batch_size, **common,
-        )  # fmt: skip
-        val_loader: Any = DeviceBatches(a.x_val, a.y_val, batch_size, shuffle_rng=None, **common)
-    else:
-        num_workers = data_cfg.num_workers
-        train_loader = _loader(train_ds, batch_size, num_workers, on_cuda, shuffle_rng=shuffle_rng)
-        val_loader = _loader(val_ds, batch_size, num_workers, on_cuda, shuffle_rng=None)
-    num_classes = info["num_classes"]
-    top_k = min(5, num_classes)
-
-    # -- model -----------------------------------------------------------------------------
-    try:
-        model = build_model(
-            model_cfg.backbone,
-            model_cfg.attention,
-            dict(model_cfg.cbam),
-            num_classes=num_classes,
-            in_channels=info["in_channels"],
-        )
-        set_cbam_backend(model, train_cfg.cbam_backend)  # README "CBAM backends"
-    except ValueError as err:
-        raise TrialFailed(f"cannot build the model: {err}") from err
-    model = model.to(device, memory_format=memory_format)
+    train_loader, val_loader, info = _data(config.dataset, train_cfg, numerics, seed, shuffle_rng)
+    top_k = min(5, info["num_classes"])
+    model = _model(config.model, train_cfg, info).to(
+        numerics.device, memory_format=numerics.memory_format
+    )
 
     # -- optimizer and schedule (per step: linear warm-up, then cosine / step / constant) ------
-    if opt_cfg.name == "sgd":
-        optimizer = torch.optim.SGD(
-            model.parameters(),
-            lr=opt_cfg.lr,
-            momentum=opt_cfg.momentum,
-            nesterov=opt_cfg.nesterov,
-            weight_decay=opt_cfg.weight_decay,
-        )
-    else:
-        optimizer = torch.optim.AdamW(
-            model.parameters(),
-            lr=opt_cfg.lr,
-            betas=tuple(opt_cfg.betas),
-            weight_decay=opt_cfg.weight_decay,
-        )
-    steps_per_epoch = len(train_loader)
-    lr_factor = _lr_schedule(train_cfg, epochs, steps_per_epoch)
+    optimizer = _optimizer(train_cfg.optimizer, model)
+    lr_factor = _lr_schedule(train_cfg, epochs, len(train_loader))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    scaler = torch.amp.GradScaler("cuda", enabled=numerics.use_scaler)
     criterion = nn.CrossEntropyLoss(label_smoothing=train_cfg.label_smoothing)
 
     # -- torch.compile: `forward` is the compiled model; `model` keeps the state and the cost --
@@ -238,10 +195,13 @@ def _train(
         backend = os.environ.get(COMPILE_BACKEND_ENV, "inductor")
         forward = torch.compile(model, backend=backend, dynamic=False)
         compile_seconds = _compile_warmup(
-            forward, model, criterion, device, memory_format, autocast_dtype,
-            train_shape=(min(batch_size, len(train_ds)), info["in_channels"], info["image_size"]),
-            val_batch=min(batch_size, len(val_ds)),
-        )  # fmt: skip
+            forward,
+            model,
+            criterion,
+            numerics,
+            train_shape=(info["train_batch"], info["in_channels"], info["image_size"]),
+            val_batch=info["val_batch"],
+        )
 
     # -- resume ----------------------------------------------------------------------------
     start_epoch, train_seconds, metrics = 1, 0.0, {}
@@ -250,7 +210,7 @@ def _train(
         optimizer.load_state_dict(resume["optimizer"])
         scheduler.load_state_dict(resume["scheduler"])
         scaler.load_state_dict(resume["scaler"])
-        _set_rng_state(resume["rng"], shuffle_rng, on_cuda)
+        _set_rng_state(resume["rng"], shuffle_rng, numerics.on_cuda)
         if isinstance(train_loader, DeviceBatches):
             train_loader.set_rng_state(resume["rng"].get("augment"))
         start_epoch = resume["epoch"] + 1
@@ -263,11 +223,8 @@ def _train(
         model.train()
         loss_sum, seen = 0.0, 0
         for step, (images, labels) in enumerate(train_loader, start=1):
-            images = images.to(device, non_blocking=True, memory_format=memory_format)
-            labels = labels.to(device, non_blocking=True)
-            with torch.autocast(
-                device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-            ):
+            images, labels = numerics.move(images, labels)
+            with numerics.autocast():
                 loss = criterion(forward(images), labels)
             # .item() syncs with the GPU every step: the price of failing at the first bad step.
             loss_value = loss.item()
@@ -283,9 +240,7 @@ def _train(
             seen += len(labels)
         train_phase = time.perf_counter() - started
 
-        val_loss, top1, topk = _evaluate(
-            model, forward, val_loader, device, memory_format, autocast_dtype, top_k
-        )
+        val_loss, top1, topk = _evaluate(model, forward, val_loader, numerics, top_k)
         if not math.isfinite(val_loss):
             raise TrialFailed(f"non-finite validation loss at epoch {epoch}")
         epoch_seconds = time.perf_counter() - started
@@ -308,7 +263,7 @@ def _train(
             "epoch": epoch,
             "train_seconds": train_seconds,
             "metrics": metrics,
-            "rng": _rng_state(shuffle_rng, on_cuda),
+            "rng": _rng_state(shuffle_rng, numerics.on_cuda),
         }
         if isinstance(train_loader, DeviceBatches):
             state["rng"]["augment"] = train_loader.rng_state()
@@ -327,34 +282,112 @@ def _train(
     }
 
 
-def _loader(
-    ds: Dataset,
-    batch_size: int,
-    num_workers: int,
-    pin_memory: bool,
-    *,
-    shuffle_rng: torch.Generator | None,
-) -> DataLoader:
-    """Batches of `ds`; shuffled (with `shuffle_rng`) for training, in order for evaluation."""
-    train = shuffle_rng is not None
-    # Drop a ragged last training batch (BatchNorm dislikes a batch of one), unless it is all.
-    drop_last = train and len(ds) > batch_size
-    if isinstance(ds, TensorDataset) and num_workers == 0:
-        # In-memory images: index whole batches at once instead of collating single images.
-        order = RandomSampler(ds, generator=shuffle_rng) if train else range(len(ds))
-        sampler = BatchSampler(order, batch_size, drop_last)
-        return DataLoader(
-            ds, batch_size=None, sampler=sampler, pin_memory=pin_memory, generator=shuffle_rng
+def _set_up(train_cfg: TrainSettings, seed: int, device: str | None) -> _Numerics:
+    """The trial's device and numerics, with torch's threads, seeds and determinism set."""
+    where = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    on_cuda = where.type == "cuda"
+    # bf16 autocast runs on the CPU too; fp16 needs CUDA (there with a GradScaler) and runs in
+    # fp32 elsewhere.
+    precision = train_cfg.precision if (on_cuda or train_cfg.precision == "bf16") else "fp32"
+    if os.environ.get(THREADS_ENV):
+        torch.set_num_threads(int(os.environ[THREADS_ENV]))
+    deterministic = train_cfg.deterministic
+    if deterministic and on_cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    # Process-wide settings: set for every trial, since a Ray worker runs many.
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.benchmark = on_cuda and not deterministic
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # model initialisation (and CUDA's generators)
+    channels_last = train_cfg.channels_last
+    return _Numerics(
+        device=where,
+        autocast_dtype=AUTOCAST_DTYPES.get(precision),
+        use_scaler=precision == "fp16",
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format,
+    )
+
+
+def _data(
+    data_cfg: DatasetSettings,
+    train_cfg: TrainSettings,
+    numerics: _Numerics,
+    seed: int,
+    shuffle_rng: torch.Generator,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """(training batches, validation batches, the data set's info plus the first batch sizes
+    `train_batch` and `val_batch`); a data set that cannot be built fails the trial."""
+    batch_size, placement = train_cfg.batch_size, train_cfg.data_placement
+    on_device = placement == "device" or (placement == "auto" and numerics.on_cuda)
+    try:
+        train_ds, val_ds, info = build_datasets(data_cfg.as_dict())
+        arrays = resident_arrays(data_cfg.as_dict()) if on_device else None
+    except DatasetError as err:
+        raise TrialFailed(str(err)) from err
+    info = {
+        **info,
+        "train_batch": min(batch_size, len(train_ds)),
+        "val_batch": min(batch_size, len(val_ds)),
+    }
+    if arrays is None:
+        loader = functools.partial(
+            batch_loader,
+            batch_size=batch_size,
+            num_workers=data_cfg.num_workers,
+            pin_memory=numerics.on_cuda,
         )
-    return DataLoader(
-        ds,
-        batch_size=batch_size,
-        shuffle=train,
-        generator=shuffle_rng,
-        drop_last=drop_last,
-        num_workers=num_workers,
-        pin_memory=pin_memory,
-        persistent_workers=num_workers > 0,
+        return loader(train_ds, shuffle_rng=shuffle_rng), loader(val_ds, shuffle_rng=None), info
+    # The whole set on the device, batches drawn and augmented there (no workers).
+    a = arrays
+    common = {"device": numerics.device, "mean": a.mean, "std": a.std, "image_size": a.image_size}
+    common["memory_format"] = numerics.memory_format
+    train_batches = DeviceBatches(
+        a.x_train,
+        a.y_train,
+        batch_size,
+        shuffle_rng=shuffle_rng,
+        seed=seed,
+        pad=a.pad,
+        drop_last=len(a.y_train) > batch_size,
+        **common,
+    )
+    val_batches = DeviceBatches(a.x_val, a.y_val, batch_size, shuffle_rng=None, **common)
+    return train_batches, val_batches, info
+
+
+def _model(model_cfg: ModelSettings, train_cfg: TrainSettings, info: dict[str, Any]) -> nn.Module:
+    """The backbone with its attention, on the chosen CBAM backend; a model that cannot be
+    built fails the trial."""
+    try:
+        model = build_model(
+            model_cfg.backbone,
+            model_cfg.attention,
+            dict(model_cfg.cbam),
+            num_classes=info["num_classes"],
+            in_channels=info["in_channels"],
+        )
+        set_cbam_backend(model, train_cfg.cbam_backend)  # README "CBAM backends"
+    except ValueError as err:
+        raise TrialFailed(f"cannot build the model: {err}") from err
+    return model
+
+
+def _optimizer(opt_cfg: OptimizerSettings, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD (momentum, nesterov) or AdamW (betas) over the model's parameters."""
+    if opt_cfg.name == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=opt_cfg.lr,
+            momentum=opt_cfg.momentum,
+            nesterov=opt_cfg.nesterov,
+            weight_decay=opt_cfg.weight_decay,
+        )
+    return torch.optim.AdamW(
+        model.parameters(),
+        lr=opt_cfg.lr,
+        betas=tuple(opt_cfg.betas),
+        weight_decay=opt_cfg.weight_decay,
     )
 
 
@@ -362,9 +395,7 @@ def _compile_warmup(
     forward: Callable[..., torch.Tensor],
     model: nn.Module,
     criterion: nn.Module,
-    device: torch.device,
-    memory_format: torch.memory_format,
-    autocast_dtype: torch.dtype | None,
+    numerics: _Numerics,
     *,
     train_shape: tuple[int, int, int],
     val_batch: int,
@@ -379,19 +410,18 @@ def _compile_warmup(
     saved = copy.deepcopy(model.state_dict())
     n, channels, size = train_shape
     started = time.perf_counter()
-    enabled = autocast_dtype is not None
-    images = torch.zeros(n, channels, size, size, device=device)
-    images = images.contiguous(memory_format=memory_format)
-    labels = torch.zeros(n, dtype=torch.long, device=device)
+    images = torch.zeros(n, channels, size, size, device=numerics.device)
+    images = images.contiguous(memory_format=numerics.memory_format)
+    labels = torch.zeros(n, dtype=torch.long, device=numerics.device)
     model.train()
-    with torch.autocast(device.type, dtype=autocast_dtype, enabled=enabled):
+    with numerics.autocast():
         loss = criterion(forward(images), labels)
     loss.backward()
     model.eval()
-    with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype, enabled=enabled):
+    with torch.inference_mode(), numerics.autocast():
         forward(images[:val_batch])
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    if numerics.on_cuda:
+        torch.cuda.synchronize(numerics.device)
     seconds = time.perf_counter() - started
     model.zero_grad(set_to_none=True)
     model.load_state_dict(saved)
@@ -423,18 +453,15 @@ def _evaluate(
     model: nn.Module,
     forward: Callable[..., torch.Tensor],
     loader: DataLoader | DeviceBatches,
-    device: torch.device,
-    memory_format: torch.memory_format,
-    autocast_dtype: torch.dtype | None,
+    numerics: _Numerics,
     top_k: int,
 ) -> tuple[float, float, float]:
     """(mean cross-entropy, top-1 accuracy, top-k accuracy) on `loader`, with `forward`."""
     model.eval()
     loss_sum, correct1, correctk, seen = 0.0, 0, 0, 0
     for images, labels in loader:
-        images = images.to(device, non_blocking=True, memory_format=memory_format)
-        labels = labels.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        images, labels = numerics.move(images, labels)
+        with numerics.autocast():
             logits = forward(images)
         loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item()
         hits = logits.topk(top_k, dim=1).indices == labels[:, None]

@@ -389,8 +389,8 @@ class _Nvml:
 
 
 def loader(device: str, dry: bool) -> dict[str, Any]:
+    from ablation.data.build import batch_loader as _loader
     from ablation.data.device import DeviceBatches
-    from ablation.train import _loader
 
     n, batch = (256, 64) if dry else (50_000, 512)
     dev = torch.device(device)

@@ -6,11 +6,19 @@ import time
 
 import pytest
 import torch
+from pydantic import ValidationError
 
-from ablation.study.schema import TrainConfig, TrialConfig
+from ablation.study.schema import (
+    DatasetConfig,
+    MetricConfig,
+    OptimizerConfig,
+    TrainConfig,
+    TrialConfig,
+)
 from ablation.track import names
 from ablation.train import THREADS_ENV, TrialFailed, _lr_schedule, train_trial
-from ablation.vocabulary.trial import TrialSettings
+from ablation.vocabulary.direction import Direction
+from ablation.vocabulary.trial import DatasetSettings, ModelSettings, TrialSettings
 
 TIMING = {"epoch_seconds", "images_per_second", "train_seconds", "latency_ms"}
 EPOCH_KEYS = {"epoch", *names.EPOCH_METRICS}
@@ -42,8 +50,8 @@ def one_torch_thread(monkeypatch):
 
 
 def settings(config: dict) -> TrialSettings:
-    """What the trainable hands train_trial: the schema's dump as pydantic-free settings."""
-    return TrialSettings.from_dict(TrialConfig.model_validate(config).model_dump(mode="json"))
+    """What the trainable hands train_trial: the checked config as pydantic-free settings."""
+    return TrialConfig.model_validate(config).settings()
 
 
 def train_settings(**train):
@@ -186,27 +194,31 @@ def test_schedules_warm_up_then_decay():
 # --- the GPU paths, on the CPU (issue 15) ---------------------------------------------------
 
 
-def test_trial_settings_have_exactly_the_schema_keys():
-    import dataclasses
+def test_the_schema_checks_the_trial_settings_keys_defaults_and_bounds():
+    """One definition (ablation/vocabulary/trial.py): the schema's keys and defaults are the
+    dataclasses', and the bounds in their metadata are checked at parse time."""
+    minimal = {"dataset": {"name": "digits"}, "model": {"backbone": "resnet20"}}
+    expected = TrialSettings(DatasetSettings("digits"), ModelSettings("resnet20"))
+    assert TrialConfig.model_validate(minimal).settings() == expected
+    assert expected.metric.mode is Direction.MIN
+    for section, bad in [
+        (TrainConfig, {"epochs": 0}),
+        (TrainConfig, {"milestones": [0]}),
+        (OptimizerConfig, {"betas": [0.9]}),
+        (OptimizerConfig, {"betas": [0.9, 1.0]}),
+        (DatasetConfig, {"name": "digits", "image_size": 4}),
+        (MetricConfig, {"mode": "maximize"}),
+    ]:
+        with pytest.raises(ValidationError):
+            section.model_validate(bad)
+    assert DatasetConfig(name="digits", image_size=None).image_size is None
 
-    from ablation.study.schema import submodel
 
-    def check(model, cls, where):
-        assert [f.name for f in dataclasses.fields(cls)] == list(model.model_fields), where
-        for f in dataclasses.fields(cls):
-            sub = submodel(model.model_fields[f.name].annotation)
-            nested = getattr(cls, "__annotations__", {})[f.name]
-            if sub is not None and "Settings" in str(nested):
-                check(sub, next(c for c in SETTINGS if c.__name__ in str(nested)), f"{where}.{f}")
-
-    from ablation.vocabulary import trial as t
-
-    SETTINGS = [t.DatasetSettings, t.ModelSettings, t.TrainSettings, t.OptimizerSettings]
-    SETTINGS += [t.MetricSettings]
-    check(TrialConfig, TrialSettings, "trial")
+def test_trial_settings_from_plain_data_need_every_key():
+    dump = TrialConfig.model_validate(digits_config()).model_dump(mode="json")
+    assert TrialSettings.from_dict(dump) == settings(digits_config())
+    del dump["train"]["compile"]
     with pytest.raises(ValueError, match=r"'train': missing \['compile'\]"):
-        dump = TrialConfig.model_validate(digits_config()).model_dump(mode="json")
-        del dump["train"]["compile"]
         TrialSettings.from_dict(dump)
 
 

@@ -1,4 +1,5 @@
-"""`build_datasets(dataset_cfg)`: the train and validation sets of a study's `dataset` section."""
+"""`build_datasets(dataset_cfg)`: the train and validation sets of a study's `dataset` section;
+`batch_loader`: a DataLoader of one of them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, TensorDataset
 
 from ablation.data import cluttered, digits, files
 from ablation.data.identity import clutter_params, data_identity
@@ -113,3 +114,34 @@ def _in_memory(
     mean = x_train.mean(dim=(0, 2, 3), keepdim=True)
     std = x_train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
     return (x_train - mean) / std, y_train, (x_val - mean) / std, y_val, num_classes
+
+
+def batch_loader(
+    ds: Dataset,
+    batch_size: int,
+    num_workers: int,
+    pin_memory: bool,
+    *,
+    shuffle_rng: torch.Generator | None,
+) -> DataLoader:
+    """Batches of `ds`; shuffled (with `shuffle_rng`) for training, in order for evaluation."""
+    train = shuffle_rng is not None
+    # Drop a ragged last training batch (BatchNorm dislikes a batch of one), unless it is all.
+    drop_last = train and len(ds) > batch_size
+    if isinstance(ds, TensorDataset) and num_workers == 0:
+        # In-memory images: index whole batches at once instead of collating single images.
+        order = RandomSampler(ds, generator=shuffle_rng) if train else range(len(ds))
+        sampler = BatchSampler(order, batch_size, drop_last)
+        return DataLoader(
+            ds, batch_size=None, sampler=sampler, pin_memory=pin_memory, generator=shuffle_rng
+        )
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        shuffle=train,
+        generator=shuffle_rng,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+    )

@@ -119,20 +119,9 @@ def make_cluttered(
     train_pool, val_pool = split_digits(round(VAL_POOL_FRACTION * len(labels)), split_seed)
     # Independent streams for the two halves; both fixed by the split seed alone.
     seeds = np.random.SeedSequence([split_seed, 0xC1077E4]).generate_state(2)
-    x_train, y_train = generate(
-        images[train_pool],
-        train_samples or DEFAULT_TRAIN_SAMPLES,
-        image_size,
-        labels=labels[train_pool],
-        seed=int(seeds[0]),
-        params=params,
-    )
-    x_val, y_val = generate(
-        images[val_pool],
-        val_samples or DEFAULT_VAL_SAMPLES,
-        image_size,
-        labels=labels[val_pool],
-        seed=int(seeds[1]),
-        params=params,
+    sizes = (train_samples or DEFAULT_TRAIN_SAMPLES, val_samples or DEFAULT_VAL_SAMPLES)
+    (x_train, y_train), (x_val, y_val) = (
+        generate(images[pool], n, image_size, labels=labels[pool], seed=int(seed), params=params)
+        for pool, n, seed in zip((train_pool, val_pool), sizes, seeds, strict=True)
     )
     return x_train, y_train, x_val, y_val

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch import nn
 
-from ablation.attention import normalize_cbam_knobs
+from ablation.attention import create_attention, normalize_cbam_knobs
 from ablation.models.cifar_resnet import build_cifar_resnet
 from ablation.models.mobilenet import build_mobilenet_v2
 from ablation.models.resnet import build_resnet
 from ablation.vocabulary.attention import ATTENTIONS
 from ablation.vocabulary.backbones import BACKBONES
 
-# One builder per family of ablation/vocabulary/backbones.py.
-_BUILDERS = {
+# One builder per family of ablation/vocabulary/backbones.py, each called as
+# `builder(name, attention, num_classes=..., in_channels=...)`, where `attention(channels)`
+# makes the attention module of one block (torchvision's way: inject, do not fork).
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "cifar-resnet": build_cifar_resnet,
     "resnet": build_resnet,
-    "mobilenet": lambda name, attention, knobs, **kw: build_mobilenet_v2(attention, knobs, **kw),
+    "mobilenet": build_mobilenet_v2,
 }
 
 __all__ = ["BACKBONES", "build_model"]
@@ -45,7 +48,6 @@ def build_model(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{arg} must be an integer >= 1; got {value!r}")
     knobs = normalize_cbam_knobs(cbam or {})
-    if attention != "cbam":
-        knobs = None
-    kwargs = {"num_classes": num_classes, "in_channels": in_channels}
-    return _BUILDERS[BACKBONES[backbone]](backbone, attention, knobs, **kwargs)
+    make = functools.partial(create_attention, attention, **(knobs if attention == "cbam" else {}))
+    build = _BUILDERS[BACKBONES[backbone]]
+    return build(backbone, make, num_classes=num_classes, in_channels=in_channels)

@@ -10,14 +10,12 @@ and zero-padded channels), which adds no parameters: ResNet-20 has 0.27M paramet
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
 
-from ablation.attention import create_attention
 from ablation.models.resnet import insert_attention
 
 DEPTHS = {"resnet20": 20, "resnet32": 32, "resnet56": 56}
@@ -69,14 +67,9 @@ class CifarResNet(nn.Module):
 
 
 def build_cifar_resnet(
-    name: str,
-    attention: str = "none",
-    cbam: Mapping[str, Any] | None = None,
-    *,
-    num_classes: int = 10,
-    in_channels: int = 3,
+    name: str, attention: Callable[[int], nn.Module], *, num_classes: int, in_channels: int
 ) -> CifarResNet:
-    """CIFAR ResNet `name` (resnet20/32/56) with attention `attention` in each block."""
+    """CIFAR ResNet `name` (resnet20/32/56) with `attention(channels)` in each block."""
     model = CifarResNet(DEPTHS[name], num_classes=num_classes, in_channels=in_channels)
-    insert_attention(model, lambda channels: create_attention(attention, channels, **(cbam or {})))
+    insert_attention(model, attention)
     return model

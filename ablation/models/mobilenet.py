@@ -8,23 +8,19 @@ the same place as in ResNet, the end of the residual branch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable
 
 from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual, MobileNetV2
 
-from ablation.attention import CBAM, create_attention
+from ablation.attention import CBAM
 
 
 def build_mobilenet_v2(
-    attention: str = "none",
-    cbam: Mapping[str, Any] | None = None,
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
+    name: str, attention: Callable[[int], nn.Module], *, num_classes: int, in_channels: int
 ) -> MobileNetV2:
-    """torchvision's MobileNetV2 (width 1.0) with attention `attention` in each block."""
+    """torchvision's MobileNetV2 (width 1.0; `name` is mobilenet_v2) with `attention(channels)`
+    in each block."""
     model = MobileNetV2(num_classes=num_classes)
     if in_channels != 3:
         stem = model.features[0][0]
@@ -34,7 +30,7 @@ def build_mobilenet_v2(
         nn.init.kaiming_normal_(model.features[0][0].weight, mode="fan_out")
     for block in model.modules():
         if isinstance(block, InvertedResidual):
-            module = create_attention(attention, block.out_channels, **(cbam or {}))
+            module = attention(block.out_channels)
             if isinstance(module, CBAM):
                 module.inplace = True  # the projection BN's output feeds nothing else
             if not isinstance(module, nn.Identity):

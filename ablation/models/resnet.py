@@ -11,13 +11,12 @@ torchvision's, not a copy.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from torch import nn
 from torchvision.models import resnet as tv
 
-from ablation.attention import CBAM, create_attention
+from ablation.attention import CBAM
 
 # name -> (block, layers, groups, width_per_group). torchvision has no resnext101_32x4d builder,
 # but it is the same ResNet class with other settings (the paper's ResNeXt101 row).
@@ -34,20 +33,16 @@ RESNETS: dict[str, tuple[type[nn.Module], list[int], int, int]] = {
 
 
 def build_resnet(
-    name: str,
-    attention: str = "none",
-    cbam: Mapping[str, Any] | None = None,
-    *,
-    num_classes: int = 1000,
-    in_channels: int = 3,
+    name: str, attention: Callable[[int], nn.Module], *, num_classes: int, in_channels: int
 ) -> tv.ResNet:
-    """torchvision's ResNet `name` with `attention` in each block and `in_channels` inputs."""
+    """torchvision's ResNet `name` with `attention(channels)` in each block and `in_channels`
+    inputs."""
     block, layers, groups, width = RESNETS[name]
     model = tv.ResNet(block, layers, num_classes=num_classes, groups=groups, width_per_group=width)
     if in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
-    insert_attention(model, lambda channels: create_attention(attention, channels, **(cbam or {})))
+    insert_attention(model, attention)
     return model
 
 

@@ -26,7 +26,6 @@ from ray import tune
 from ablation.run.markers import FAILED, FINAL
 from ablation.study.schema import TrialConfig
 from ablation.train import TrialFailed, place_trial, train_trial
-from ablation.vocabulary.trial import TrialSettings
 
 __all__ = ["FAILED", "FINAL", "run_trial"]
 
@@ -40,7 +39,8 @@ def run_trial(config: dict[str, Any]) -> None:
     os.environ.setdefault("ABLATION_TORCH_THREADS", str(threads))
     torch.set_num_threads(threads)
     checkpoints = bool(config.get("checkpoint", False))
-    epochs = int(spec["config"].get("train", {}).get("epochs", 0))
+    settings = TrialConfig.model_validate(spec["config"]).settings()
+    epochs = settings.train.epochs
     last: dict[str, Any] = {}
 
     resume = None
@@ -67,11 +67,9 @@ def run_trial(config: dict[str, Any]) -> None:
 
     started, started_at = time.perf_counter(), time.time()
     try:
-        checked = TrialConfig.model_validate(spec["config"]).model_dump(mode="json")
         # Ray's GPU assignment: the device, and with a fractional share the memory cap.
         share = ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0)
         device = place_trial(ray.get_gpu_ids(), share)
-        settings = TrialSettings.from_dict(checked)
         final = train_trial(settings, spec["seed"], report, device=device, resume=resume)
     except TrialFailed as err:
         tune.report({FAILED: str(err) or type(err).__name__})

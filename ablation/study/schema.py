@@ -4,25 +4,49 @@ Every model forbids unknown keys and is strict (no silent "7" -> 7 coercion), so
 value of the wrong type is an error at parse time, never a surprise inside a trial.
 `docs/study-file.md` is the reference of every key; keep the two in step.
 
-The four sections a trial depends on (dataset, model, train, metric) form a `TrialConfig`;
-factor and variant keys are dotted paths into it, checked with `path_problem` and applied with
-`apply_overrides`. Cross-section rules (metric.epoch <= train.epochs, ...) live in
-`config_problems` so they hold for the base configuration and for every variant alike.
+The four sections a trial depends on (dataset, model, train, metric) form a `TrialConfig`.
+Their keys, types, defaults and bounds are defined once, as the pydantic-free dataclasses of
+ablation/vocabulary/trial.py that `train_trial` reads; the models here are built from those
+(`_section`) and add the checks only a parser needs (the backbone's name, `amp`'s alias), and
+`TrialConfig.settings()` hands the training side its dataclasses. Factor and variant keys are
+dotted paths into it, checked with `path_problem` and applied with `apply_overrides`.
+Cross-section rules (metric.epoch <= train.epochs, ...) live in `config_problems` so they hold
+for the base configuration and for every variant alike.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
+import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from ablation.vocabulary import cbam as knobs
-from ablation.vocabulary.attention import ATTENTIONS
 from ablation.vocabulary.backbones import BACKBONES
 from ablation.vocabulary.datasets import DATASETS, ClutterParams
-from ablation.vocabulary.metrics import COMPARABLE
+from ablation.vocabulary.direction import Direction
+from ablation.vocabulary.trial import (
+    DatasetSettings,
+    MetricName,
+    MetricSettings,
+    ModelSettings,
+    OptimizerSettings,
+    TrainSettings,
+    TrialSettings,
+)
 
 _CLUTTER = ClutterParams()  # the generator's defaults
 
@@ -52,6 +76,56 @@ def _distinct(values: list[Any]) -> list[Any]:
     return values
 
 
+def _direction(value: Any) -> Direction:
+    # A literal's error, not an enum's: the study loader then suggests the word meant.
+    if value not in tuple(Direction):
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": "'min' or 'max'"}
+        )
+    return Direction(value)
+
+
+# `min` or `max`, held as a Direction (a StrEnum, so it dumps as the word).
+Mode = Annotated[Direction, BeforeValidator(_direction)]
+
+
+def _section(settings: type, **models: type[BaseModel]) -> type[_Model]:
+    """The pydantic model of a trial section from its dataclass (ablation/vocabulary/trial.py):
+    the same keys, types, defaults and bounds. `models` names the model that checks a nested
+    key (`optimizer=OptimizerConfig`); such a key's default is that model's defaults."""
+    hints = typing.get_type_hints(settings)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(settings):
+        hint, model = hints[f.name], models.get(f.name)
+        if model is None:
+            annotation = _checked(hint, f.metadata)
+        else:
+            annotation = model | None if type(None) in typing.get_args(hint) else model
+        if f.default_factory is not dataclasses.MISSING:
+            default = Field(default_factory=model or f.default_factory)
+        else:
+            default = ... if f.default is dataclasses.MISSING else f.default
+        fields[f.name] = (annotation, default)
+    return create_model(f"_{settings.__name__}", __base__=_Model, **fields)
+
+
+def _checked(hint: Any, metadata: typing.Mapping[str, Any]) -> Any:
+    """A dataclass field's type with its bounds as pydantic constraints (None stays allowed)."""
+    if hint is Direction:
+        return Mode
+    bounds, items = metadata.get("bounds", {}), metadata.get("items", {})
+    if not bounds and not items:
+        return hint
+    args = typing.get_args(hint)
+    if type(None) in args:
+        (inner,) = [a for a in args if a is not type(None)]
+        return _checked(inner, metadata) | None
+    if items:
+        (item,) = typing.get_args(hint)
+        hint = list[Annotated[item, Field(**items)]]
+    return Annotated[hint, Field(**bounds)] if bounds else hint
+
+
 class ClutterConfig(_Model):
     """The cluttered-digits generator's knobs (ablation/data/cluttered.py)."""
 
@@ -69,15 +143,8 @@ class ClutterConfig(_Model):
         return v
 
 
-class DatasetConfig(_Model):
-    name: Literal[tuple(DATASETS)]
-    root: str | None = None
-    image_size: Annotated[int, Field(ge=8)] | None = None  # None: the data set's default
-    train_samples: Annotated[int, Field(ge=1)] | None = None
-    val_samples: Annotated[int, Field(ge=1)] | None = None
-    split_seed: Annotated[int, Field(ge=0)] = 0
-    num_workers: Annotated[int, Field(ge=0)] = 0
-    clutter: ClutterConfig | None = None
+class DatasetConfig(_section(DatasetSettings, clutter=ClutterConfig)):  # type: ignore[misc]
+    """`dataset:` which images, how many, and how they are split."""
 
 
 class CBAMConfig(_Model):
@@ -107,10 +174,8 @@ class CBAMConfig(_Model):
         return v
 
 
-class ModelConfig(_Model):
-    backbone: str
-    attention: Literal[ATTENTIONS] = "cbam"  # type: ignore[valid-type]
-    cbam: CBAMConfig = CBAMConfig()
+class ModelConfig(_section(ModelSettings, cbam=CBAMConfig)):  # type: ignore[misc]
+    """`model:` the backbone and the attention inserted into it."""
 
     @field_validator("backbone")
     @classmethod
@@ -122,44 +187,12 @@ class ModelConfig(_Model):
         return v
 
 
-class OptimizerConfig(_Model):
-    name: Literal["sgd", "adamw"] = "sgd"
-    lr: Annotated[float, Field(gt=0)] = 0.1
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
-    nesterov: bool = False
-    weight_decay: Annotated[float, Field(ge=0)] = 5.0e-4
-    betas: Annotated[
-        list[Annotated[float, Field(ge=0, lt=1)]], Field(min_length=2, max_length=2)
-    ] = [
-        0.9,
-        0.999,
-    ]
+class OptimizerConfig(_section(OptimizerSettings)):  # type: ignore[misc]
+    """`train.optimizer:` SGD (momentum, nesterov) or AdamW (betas)."""
 
 
-class TrainConfig(_Model):
-    epochs: Annotated[int, Field(ge=1)] = 10
-    batch_size: Annotated[int, Field(ge=1)] = 128
-    optimizer: OptimizerConfig = OptimizerConfig()
-    schedule: Literal["cosine", "step", "constant"] = "cosine"
-    milestones: list[Annotated[int, Field(ge=1)]] | None = None
-    gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
-    warmup_epochs: Annotated[int, Field(ge=0)] = 0
-    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    # The old name of `precision: fp16`, kept as an alias (a study with amp: true still runs).
-    amp: bool = False
-    # README "Run on a GPU cluster". Autocast dtype: bf16 also runs on the CPU; fp16 (with a
-    # GradScaler) needs CUDA and runs in fp32 elsewhere, as amp always did.
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    channels_last: bool = False
-    compile: bool = False  # torch.compile of the model; its time is logged as compile_seconds
-    # Where batches come from: "device" holds an in-memory set (or CIFAR's arrays) on the
-    # trial's device and draws and augments batches there; "loader" a DataLoader; "auto" the
-    # device on CUDA, the loader on the CPU.
-    data_placement: Literal["auto", "device", "loader"] = "auto"
-    deterministic: bool = True
-    # Which implementation of CBAM's equations trains (README "CBAM backends"); logged on
-    # every run and part of the trial id, which hashes the sources it may run.
-    cbam_backend: Literal[knobs.CBAM_BACKENDS] = knobs.DEFAULT_BACKEND
+class TrainConfig(_section(TrainSettings, optimizer=OptimizerConfig)):  # type: ignore[misc]
+    """`train:` the schedule, the numerics and where the work runs."""
 
     @model_validator(mode="after")
     def _amp_alias(self) -> TrainConfig:
@@ -173,28 +206,30 @@ class TrainConfig(_Model):
         return self
 
 
-# What variants can be compared on: a per-epoch metric, or a final cost of the model.
-MetricName = Literal[COMPARABLE]
+class MetricConfig(_section(MetricSettings)):  # type: ignore[misc]
+    """`metric:` what variants are compared on, which way is better, and at which epoch."""
 
 
-class MetricConfig(_Model):
-    name: MetricName = "val_top1_error"
-    mode: Literal["min", "max"] = "min"
-    epoch: Annotated[int, Field(ge=1)] | None = None
+class TrialConfig(  # type: ignore[misc]
+    _section(
+        TrialSettings,
+        dataset=DatasetConfig,
+        model=ModelConfig,
+        train=TrainConfig,
+        metric=MetricConfig,
+    )
+):
+    """The resolved configuration of one trial, checked; `settings()` is what `train_trial`
+    receives."""
 
-
-class TrialConfig(_Model):
-    """The resolved configuration of one trial: what `train_trial` receives."""
-
-    dataset: DatasetConfig
-    model: ModelConfig
-    train: TrainConfig = TrainConfig()
-    metric: MetricConfig = MetricConfig()
+    def settings(self) -> TrialSettings:
+        """The same configuration as the pydantic-free dataclasses the training side reads."""
+        return TrialSettings.from_dict(self.model_dump())
 
 
 class Objective(_Model):
     metric: MetricName
-    mode: Literal["min", "max"] = "min"
+    mode: Mode = Direction.MIN
 
 
 class SearchConfig(_Model):

@@ -1,12 +1,17 @@
-"""A trial's resolved configuration as plain, typed, pydantic-free values: what `train_trial` reads.
+"""A trial's configuration, defined once: every key of the dataset, model, train and metric
+sections, its type, its default and its bounds, as frozen pydantic-free dataclasses.
 
-The study schema (ablation/study/schema.py, pydantic) owns every key's validation and default;
-these frozen dataclasses restate no default. They are built from the schema's dump
-(`TrialSettings.from_dict(TrialConfig.model_validate(raw).model_dump(mode="json"))`), which
-must carry every key, so the training side (train, models, attention, data) imports neither
-pydantic nor anything above it: the GPU check (benchmarks/gpu_check.py) runs it on a Python
-without pydantic, Ray, MLflow or Optuna. tests/test_train.py checks that the fields here are
-exactly the schema's.
+`train_trial` reads these. The study schema (ablation/study/schema.py) builds its pydantic
+models of the same sections from them (adding the checks that span keys and the messages), so
+a key or a default is changed here and nowhere else. Plain stdlib only: the training side
+(train, models, attention, data) imports this without pydantic, Ray, MLflow or Optuna, as the
+GPU check (benchmarks/gpu_check.py) runs it.
+
+Bounds ride in each field's metadata (`key(...)`): `ge`, `gt`, `le`, `lt` on a number,
+`min_length`/`max_length` on a list, and `items` for the bounds of a list's items; None is
+always allowed where the type allows it. CBAM's knobs (`model.cbam`) and the clutter
+generator's (`dataset.clutter`) are mappings here; their names, values and defaults are
+ablation.vocabulary.cbam's and .datasets' own.
 """
 
 from __future__ import annotations
@@ -15,20 +20,61 @@ import dataclasses
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+from ablation.vocabulary import cbam as knobs
+from ablation.vocabulary.attention import ATTENTIONS
+from ablation.vocabulary.datasets import DATASETS
+from ablation.vocabulary.direction import Direction
+from ablation.vocabulary.metrics import COMPARABLE
+
+# The values a key may take, where they are a fixed set (the schema checks them as literals).
+DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
+Attention = Literal[ATTENTIONS]  # type: ignore[valid-type]
+Optimizer = Literal["sgd", "adamw"]
+Schedule = Literal["cosine", "step", "constant"]
+# The autocast dtype: bf16 also runs on the CPU; fp16 (with a GradScaler) needs CUDA and runs
+# in fp32 elsewhere.
+Precision = Literal["fp32", "bf16", "fp16"]
+# Where batches come from: "device" holds an in-memory set (or CIFAR's arrays) on the trial's
+# device and draws and augments batches there; "loader" a DataLoader; "auto" the device on
+# CUDA, the loader on the CPU.
+DataPlacement = Literal["auto", "device", "loader"]
+CBAMBackend = Literal[knobs.CBAM_BACKENDS]  # type: ignore[valid-type]
+# What variants can be compared on: a per-epoch metric, or a final cost of the model.
+MetricName = Literal[COMPARABLE]  # type: ignore[valid-type]
+
+
+def key(
+    default: Any = dataclasses.MISSING, *, items: dict[str, float] | None = None, **bounds: float
+) -> Any:
+    """A section key with its default (a list or mapping is copied for each instance) and the
+    bounds the study schema checks (`ge=1`, `items={"gt": 0}`, ...)."""
+    metadata = {"bounds": bounds, "items": items or {}}
+    if isinstance(default, list | dict):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _cbam_defaults() -> dict[str, Any]:
+    # Lists, as a study file and the schema's dump spell them.
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in knobs.DEFAULTS.as_dict().items()}
 
 
 @dataclass(frozen=True)
 class DatasetSettings:
-    name: str
-    root: str | None
-    image_size: int | None
-    train_samples: int | None
-    val_samples: int | None
-    split_seed: int
-    num_workers: int
-    clutter: dict[str, Any] | None
+    """`dataset:` which images, how many, and how they are split."""
+
+    name: DatasetName
+    root: str | None = None
+    image_size: int | None = key(None, ge=8)  # None: the data set's default
+    train_samples: int | None = key(None, ge=1)
+    val_samples: int | None = key(None, ge=1)
+    split_seed: int = key(0, ge=0)
+    num_workers: int = key(0, ge=0)
+    clutter: dict[str, Any] | None = None  # ablation.vocabulary.datasets.ClutterParams
 
     def as_dict(self) -> dict[str, Any]:
         """The section as plain data (what `build_datasets` and `data_identity` read)."""
@@ -37,59 +83,77 @@ class DatasetSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    backbone: str
-    attention: str
-    cbam: dict[str, Any]  # checked again by ablation.attention.normalize_cbam_knobs
+    """`model:` the backbone and the attention inserted into it."""
+
+    backbone: str  # one of ablation.vocabulary.backbones.BACKBONES
+    attention: Attention = "cbam"
+    # ablation.vocabulary.cbam's knobs; checked again by ablation.attention.normalize_cbam_knobs
+    cbam: dict[str, Any] = field(default_factory=_cbam_defaults)
 
 
 @dataclass(frozen=True)
 class OptimizerSettings:
-    name: str
-    lr: float
-    momentum: float
-    nesterov: bool
-    weight_decay: float
-    betas: list[float]
+    """`train.optimizer:` SGD (momentum, nesterov) or AdamW (betas)."""
+
+    name: Optimizer = "sgd"
+    lr: float = key(0.1, gt=0)
+    momentum: float = key(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = key(5.0e-4, ge=0)
+    betas: list[float] = key([0.9, 0.999], min_length=2, max_length=2, items={"ge": 0, "lt": 1})
 
 
 @dataclass(frozen=True)
 class TrainSettings:
-    epochs: int
-    batch_size: int
-    optimizer: OptimizerSettings
-    schedule: str
-    milestones: list[int] | None
-    gamma: float
-    warmup_epochs: int
-    label_smoothing: float
-    amp: bool  # the old name of precision: fp16 (the schema maps it; train reads `precision`)
-    precision: str
-    channels_last: bool
-    compile: bool
-    data_placement: str
-    deterministic: bool
-    cbam_backend: str
+    """`train:` the schedule, the numerics and where the work runs (README "Run on a GPU
+    cluster")."""
+
+    epochs: int = key(10, ge=1)
+    batch_size: int = key(128, ge=1)
+    optimizer: OptimizerSettings = field(default_factory=OptimizerSettings)
+    schedule: Schedule = "cosine"
+    milestones: list[int] | None = key(None, items={"ge": 1})  # None: epochs/2 and 3/4 epochs
+    gamma: float = key(0.1, gt=0, le=1)
+    warmup_epochs: int = key(0, ge=0)
+    label_smoothing: float = key(0.0, ge=0, lt=1)
+    # An alias of `precision: fp16`, so a study file that says `amp: true` still runs; the
+    # schema resolves it, and train reads `precision` only.
+    amp: bool = False
+    precision: Precision = "fp32"
+    channels_last: bool = False
+    compile: bool = False  # torch.compile of the model; its time is logged as compile_seconds
+    data_placement: DataPlacement = "auto"
+    deterministic: bool = True
+    # Which implementation of CBAM's equations trains (README "CBAM backends"); logged on
+    # every run and part of the trial id, which hashes the sources it may run.
+    cbam_backend: CBAMBackend = knobs.DEFAULT_BACKEND
 
 
 @dataclass(frozen=True)
 class MetricSettings:
-    name: str
-    mode: str
-    epoch: int | None
+    """`metric:` what variants are compared on, which way is better, and at which epoch."""
+
+    name: MetricName = "val_top1_error"
+    mode: Direction = Direction.MIN
+    epoch: int | None = key(None, ge=1)  # None: the last
 
 
 @dataclass(frozen=True)
 class TrialSettings:
+    """One trial's resolved configuration: what `train_trial` receives."""
+
     dataset: DatasetSettings
     model: ModelSettings
-    train: TrainSettings
-    metric: MetricSettings
+    train: TrainSettings = field(default_factory=TrainSettings)
+    metric: MetricSettings = field(default_factory=MetricSettings)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialSettings:
-        """From the schema's dump of a resolved `TrialConfig`; every key must be there.
+        """From a complete resolved config as plain data (a trial spec's `config`, the GPU
+        check's): every key must be there, so a config from another version is refused.
 
-        Raises ValueError naming a missing or unknown key (a dump from another schema version).
+        Raises ValueError naming a missing or unknown key. Values are taken as they are: the
+        study schema is what checks them.
         """
         return _build(cls, data, "")
 
@@ -107,15 +171,17 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
         nested = _dataclass_in(kind)
         if nested is not None and value is not None:
             value = _build(nested, value, f"{where}.{name}".lstrip("."))
+        elif isinstance(kind, type) and issubclass(kind, Enum):
+            value = kind(value)
         values[name] = value
     return cls(**values)
 
 
 def _dataclass_in(kind: Any) -> type | None:
     if dataclasses.is_dataclass(kind):
-        return kind
+        return kind  # type: ignore[return-value]
     if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
         for arg in typing.get_args(kind):
             if dataclasses.is_dataclass(arg):
-                return arg
+                return arg  # type: ignore[return-value]
     return None
