@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import subprocess
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import ablation, end_session, free_port
 
 # --- report/dashboard: synthetic studies with known effects, as runs frames or in MLflow ------
 
@@ -216,11 +220,8 @@ def torch_single_thread():
 def start_mlflow_server(tmp_path):
     """Start a real `mlflow server` on a backend store URI with proxied artifacts in tmp_path;
     returns its URL once /health answers. Stopped (its whole process group) at teardown."""
-    import contextlib
     import os
     import signal
-    import socket
-    import subprocess
     import sys
     import time
     import urllib.request
@@ -229,9 +230,7 @@ def start_mlflow_server(tmp_path):
     started: list[tuple[subprocess.Popen, object]] = []
 
     def start(backend_store_uri: str, *, timeout: float = 180.0) -> str:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         log_path = tmp_path / f"mlflow-server-{port}.log"
         log = open(log_path, "w")  # noqa: SIM115 (closed at teardown)
         cmd = [
@@ -266,3 +265,24 @@ def start_mlflow_server(tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         log.close()
+
+
+# --- `ablation` processes of the test's own ---------------------------------------------------
+
+
+@pytest.fixture
+def ablation_processes():
+    """Start `ablation ARGS` processes (`helpers.ablation`), each in a session of its own; at
+    teardown, whatever is left of those sessions is killed (a failed test's leftovers)."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str, env: dict[str, str], **kw: Any) -> subprocess.Popen[str]:
+        proc = ablation(*args, env=env, **kw)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        end_session(proc.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=10)

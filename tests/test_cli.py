@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from helpers import free_port
 
 
 def test_ui_serves_the_store_without_the_venv_on_path(tmp_path, fresh_mlflow_uri):
-    port = _free_port()
+    port = free_port()
     ablation = Path(sys.executable).parent / "ablation"
     env = {**os.environ, "PATH": "/usr/bin:/bin"}  # no venv: `mlflow` alone would not be found
     proc = subprocess.Popen(

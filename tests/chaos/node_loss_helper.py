@@ -9,39 +9,16 @@ and exits with the driver's exit code. The MLflow store is FOLDER/mlflow.db.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
-from chaos_helpers import BIN, free_port, trial_runs
-
-
-def _ray_start(temp: str, env: dict, *args: str) -> None:
-    ports = [
-        "--node-manager-port", "--object-manager-port", "--metrics-export-port",
-        "--runtime-env-agent-port", "--dashboard-agent-grpc-port",
-        "--dashboard-agent-listen-port",
-    ]  # fmt: skip
-    subprocess.run(
-        [str(BIN / "ray"), "start", "--node-ip-address", "127.0.0.1", "--temp-dir", temp,
-         "--disable-usage-stats", *args, *[x for p in ports for x in (p, str(free_port()))]],
-        env=env, check=True, timeout=240, capture_output=True,
-    )  # fmt: skip
-
-
-def _processes_naming(marker: str) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        if marker in " ".join(proc.info["cmdline"] or []):
-            found.append(proc)
-            found.extend(proc.children(recursive=True))
-    return found
+# Run as a script: tests/ (the shared helpers) is not on sys.path by itself.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import BIN, end_processes, free_port, processes_marked, ray_start, trial_runs  # noqa: E402
 
 
 def main(folder: Path, study_file: str) -> int:
@@ -50,7 +27,7 @@ def main(folder: Path, study_file: str) -> int:
     head_tmp = tempfile.mkdtemp(prefix="rayhd", dir="/tmp")
     worker_tmp = tempfile.mkdtemp(prefix="raywk", dir="/tmp")
     gcs = free_port()
-    _ray_start(
+    ray_start(
         head_tmp,
         env,
         "--head",
@@ -63,7 +40,7 @@ def main(folder: Path, study_file: str) -> int:
         "--ray-client-server-port",
         str(free_port()),
     )
-    _ray_start(worker_tmp, env, "--address", f"127.0.0.1:{gcs}", "--num-cpus", "2")
+    ray_start(worker_tmp, env, "--address", f"127.0.0.1:{gcs}", "--num-cpus", "2")
     uri = f"sqlite:///{folder}/mlflow.db"
     driver = subprocess.Popen(
         [str(BIN / "ablation"), "run", study_file, "--tracking-uri", uri,
@@ -76,15 +53,11 @@ def main(folder: Path, study_file: str) -> int:
         if len(running) >= 2:
             break
         time.sleep(0.3)
-    killed = _processes_naming(worker_tmp)
-    for proc in killed:
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(signal.SIGKILL)
+    killed = processes_marked(worker_tmp)
+    end_processes(killed, grace=0)
     print(f"killed {len(killed)} processes of the worker node", flush=True)
     code = driver.wait(timeout=400)
-    for proc in _processes_naming(head_tmp) + _processes_naming(worker_tmp):
-        with contextlib.suppress(psutil.Error):
-            proc.send_signal(signal.SIGKILL)
+    end_processes(processes_marked(head_tmp) + processes_marked(worker_tmp), grace=0)
     return code
 
 

@@ -9,10 +9,10 @@ import signal
 import optuna
 import psutil
 import pytest
-from chaos_helpers import (
-    ablation,
+from helpers import (
+    ONE_SEED,
+    ablation_env,
     end_session,
-    env,
     session_processes,
     trial_runs,
     wait_for,
@@ -45,16 +45,13 @@ def _finished_once(uri: str, study: str, n: int) -> None:
 
 
 @pytest.mark.timeout(400)
-def test_two_drivers_started_together_one_refuses_no_duplicates(tmp_path):
-    path = write_study(tmp_path, "twice", train={**_train(1)})
+def test_two_drivers_started_together_one_refuses_no_duplicates(tmp_path, ablation_processes):
+    path = write_study(tmp_path, "twice", train=_train(1), **ONE_SEED)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    e = env(tmp_path / "home")
-    procs = [ablation("run", str(path), "--tracking-uri", uri, env=e, cwd=tmp_path) for _ in "ab"]
-    try:
-        outs = [p.communicate(timeout=360)[0] for p in procs]
-    finally:
-        for p in procs:
-            end_session(p.pid)
+    e = ablation_env(tmp_path / "home")
+    args = ("run", str(path), "--tracking-uri", uri)
+    procs = [ablation_processes(*args, env=e, cwd=tmp_path) for _ in "ab"]
+    outs = [p.communicate(timeout=360)[0] for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 2], outs
     refusal = outs[[p.returncode for p in procs].index(2)].strip().splitlines()
@@ -65,11 +62,13 @@ def test_two_drivers_started_together_one_refuses_no_duplicates(tmp_path):
 
 
 @pytest.mark.timeout(500)
-def test_local_run_listens_on_loopback_only_and_sigterm_stops_like_ctrl_c(tmp_path):
-    path = write_study(tmp_path, "termed", train={**_train(4)})
+def test_local_run_listens_on_loopback_only_and_sigterm_stops_like_ctrl_c(
+    tmp_path, ablation_processes
+):
+    path = write_study(tmp_path, "termed", train=_train(4), **ONE_SEED)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    e = env(tmp_path / "home")
-    first = ablation("run", str(path), "--tracking-uri", uri, env=e, cwd=tmp_path)
+    e = ablation_env(tmp_path / "home")
+    first = ablation_processes("run", str(path), "--tracking-uri", uri, env=e, cwd=tmp_path)
     try:
         wait_for(lambda: any(r.info.status == "RUNNING" for r in trial_runs(uri, "termed")), first)
         assert _listening_beyond_loopback(first.pid) == []
@@ -86,11 +85,8 @@ def test_local_run_listens_on_loopback_only_and_sigterm_stops_like_ctrl_c(tmp_pa
     assert runs and all(r.info.status != "RUNNING" for r in runs)
     assert session_processes(first.pid) == []  # Ray shut down, nothing left behind
 
-    second = ablation("run", str(path), "--tracking-uri", uri, env=e, cwd=tmp_path)
-    try:
-        out, _ = second.communicate(timeout=360)
-    finally:
-        end_session(second.pid)
+    second = ablation_processes("run", str(path), "--tracking-uri", uri, env=e, cwd=tmp_path)
+    out, _ = second.communicate(timeout=360)
     assert second.returncode == 0, out
     _finished_once(uri, "termed", 2)
 

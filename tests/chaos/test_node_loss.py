@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from chaos_helpers import env, trial_runs, write_study
+from helpers import ablation_env, trial_runs, write_study
 
 from ablation.track import names
 
@@ -36,7 +36,7 @@ def test_worker_node_killed_mid_trial_every_trial_finished_once(tmp_path):
         seeds=[0, 1],
         resources={"cpus_per_trial": 1, "max_concurrent": 3, "max_retries": 2},
     )
-    e = env(tmp_path / "home", PYTHONPATH=os.pathsep.join(sys.path))
+    e = ablation_env(tmp_path / "home", PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.run(
         ["unshare", "--net", sys.executable, str(HELPER), str(tmp_path), str(path)],
         env=e, capture_output=True, text=True, timeout=580, cwd=tmp_path,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from chaos_helpers import BIN, ablation, env, write_study
+from helpers import BIN, ONE_SEED, ablation_env, write_study
 from mlflow.tracking import MlflowClient
 
 CREATE = """
@@ -26,13 +26,15 @@ print("ok")
 
 
 @pytest.mark.timeout(120)
-def test_run_with_an_unwritable_store_says_one_line_exits_2_and_creates_nothing(tmp_path):
+def test_run_with_an_unwritable_store_says_one_line_exits_2_and_creates_nothing(
+    tmp_path, ablation_processes
+):
     work = tmp_path / "work"
     work.mkdir()
-    path = write_study(work, "nowhere")
-    proc = ablation(
+    path = write_study(work, "nowhere", **ONE_SEED)
+    proc = ablation_processes(
         "run", str(path), "--tracking-uri", "sqlite:////proc/x/mlflow.db",
-        env=env(tmp_path / "home"), cwd=work,
+        env=ablation_env(tmp_path / "home"), cwd=work,
     )  # fmt: skip
     out, _ = proc.communicate(timeout=100)
     assert proc.returncode == 2, out
@@ -44,12 +46,13 @@ def test_run_with_an_unwritable_store_says_one_line_exits_2_and_creates_nothing(
 
 
 @pytest.mark.timeout(120)
-def test_missing_dataset_root_is_a_file_line_problem_for_run_and_validate(tmp_path):
-    path = write_study(
-        tmp_path, "cifar", dataset={"name": "cifar10", "root": str(tmp_path / "no-such")}
-    )
-    e = env(tmp_path / "home")
-    run = ablation("run", str(path), env=e, cwd=tmp_path)
+def test_missing_dataset_root_is_a_file_line_problem_for_run_and_validate(
+    tmp_path, ablation_processes
+):
+    root = str(tmp_path / "no-such")
+    path = write_study(tmp_path, "cifar", dataset={"name": "cifar10", "root": root}, **ONE_SEED)
+    e = ablation_env(tmp_path / "home")
+    run = ablation_processes("run", str(path), env=e, cwd=tmp_path)
     out, _ = run.communicate(timeout=100)
     assert run.returncode == 2, out
     lines = out.strip().splitlines()
@@ -68,7 +71,7 @@ def test_missing_dataset_root_is_a_file_line_problem_for_run_and_validate(tmp_pa
 
 @pytest.mark.timeout(240)
 def test_three_processes_creating_one_fresh_store_at_once_all_succeed(tmp_path):
-    study = write_study(tmp_path, "fresh")
+    study = write_study(tmp_path, "fresh", **ONE_SEED)
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
     storage = f"sqlite:///{tmp_path}/store/optuna.db"
     procs = [

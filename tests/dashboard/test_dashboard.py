@@ -8,7 +8,6 @@ import io
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import urllib.parse
 import urllib.request
@@ -16,7 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import yaml
+from helpers import CHROMIUM, chromium, write_study
 from pooling_study import pooling_summary
 
 from ablation.commands.dashboard import main as dashboard_command
@@ -26,7 +25,6 @@ from ablation.report import tables
 from ablation.report.summary import Summary, summarize
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="needs Debian's chromium package (make system-deps)"
 )
@@ -121,22 +119,7 @@ def test_page_is_self_contained_and_shows_the_report_numbers(synthetic_summary):
 
 
 def _chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--enable-logging=stderr",
-        "--v=0",
-        *extra,
-        page.resolve().as_uri(),
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    return chromium(page.resolve().as_uri(), profile, "--enable-logging=stderr", "--v=0", *extra)
 
 
 def _open_in_chromium(html_path: Path, summary: Summary, tmp: Path, shot: str) -> None:
@@ -169,18 +152,6 @@ def test_synthetic_dashboard_in_headless_chromium(synthetic_summary, tmp_path):
     _open_in_chromium(page, synthetic_summary, tmp_path, "dashboard-synthetic.png")
 
 
-TINY = {
-    "study": "dash-tiny",
-    "dataset": {"name": "digits", "image_size": 16, "train_samples": 200, "val_samples": 100},
-    "model": {"backbone": "resnet20", "attention": "cbam"},
-    "train": {"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05}},
-    "factors": {"model.attention": ["none", "cbam"]},
-    "baseline": "attention=none",
-    "seeds": [0, 1],
-    "resources": {"cpus_per_trial": 1, "max_concurrent": 2, "max_retries": 0},
-}
-
-
 @pytest.fixture
 def mlflow_server(start_mlflow_server, fresh_mlflow_uri):
     """A real `mlflow server` on a fresh SQLite store with proxied artifacts in tmp_path."""
@@ -202,8 +173,13 @@ def test_real_tiny_study_dashboard_through_mlflow_server(mlflow_server, tmp_path
     if not os.environ.get("RAY_AUTH_TOKEN"):
         monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
     monkeypatch.chdir(tmp_path)  # Ray results of a server-tracked study go to ./ray_results
-    study_file = tmp_path / "tiny.yaml"
-    study_file.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    study_file = write_study(
+        tmp_path,
+        "dash-tiny",
+        train={"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05}},
+        factors={"model.attention": ["none", "cbam"]},
+        baseline="attention=none",
+    )
     try:
         result = run_study(
             load_study(study_file),

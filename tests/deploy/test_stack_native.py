@@ -19,7 +19,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,8 +28,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 from compose_file import ROOT, interpolate, load_raw, native_command, service_environment
+from helpers import end_processes, free_port, processes_marked, write_study
 
 PG = {"PGHOST": "127.0.0.1", "PGPORT": "5432", "PGUSER": "postgres"}
 VENV_BIN = Path(sys.executable).parent
@@ -39,12 +38,6 @@ pytestmark = pytest.mark.skipif(
     subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432", "-q"]).returncode != 0,
     reason="needs the local PostgreSQL at 127.0.0.1:5432",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(
@@ -122,16 +115,6 @@ class Processes:
         self.started.append(process)
         return process
 
-    def _marked(self) -> list[int]:
-        needle = f"ABLATION_DEPLOY_TEST={self.marker}".encode()
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and int(entry.name) != os.getpid():
-                with contextlib.suppress(OSError):
-                    if needle in (entry / "environ").read_bytes().split(b"\0"):
-                        pids.append(int(entry.name))
-        return pids
-
     def stop_all(self) -> None:
         for process in reversed(self.started):
             with contextlib.suppress(ProcessLookupError):
@@ -140,11 +123,7 @@ class Processes:
         for process in self.started:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in self._marked():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
-            time.sleep(2 if sig == signal.SIGTERM else 0)
+        end_processes(processes_marked(f"ABLATION_DEPLOY_TEST={self.marker}"), grace=2)
 
 
 def psql(sql: str, database: str = "postgres") -> None:
@@ -395,26 +374,8 @@ def test_ablation_submit_runs_a_study_whose_runs_reach_mlflow(
 
     tmp = stack["tmp"]
     name = f"deploy-smoke-{uuid.uuid4().hex[:6]}"
-    study = tmp / f"{name}.yaml"
-    study.write_text(
-        yaml.safe_dump(
-            {
-                "study": name,
-                "dataset": {
-                    "name": "digits",
-                    "image_size": 16,
-                    "train_samples": 200,
-                    "val_samples": 100,
-                },
-                "model": {"backbone": "resnet20", "attention": "cbam"},
-                "train": {"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05}},
-                "factors": {"model.cbam.kernel_size": [3, 7]},
-                "seeds": [0],
-                "resources": {"cpus_per_trial": 1, "max_concurrent": 2, "max_retries": 0},
-            },
-            sort_keys=False,
-        )
-    )
+    train = {"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05}}
+    study = write_study(tmp, name, train=train, seeds=[0])
     credentials = {
         "MLFLOW_TRACKING_URI": mlflow_server["url"],
         "MLFLOW_TRACKING_USERNAME": "ablation",

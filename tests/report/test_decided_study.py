@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import paired_study
 from matplotlib.colors import to_hex
 
 from ablation.dashboard import render_dashboard
@@ -17,21 +18,10 @@ from ablation.stats import Decision, looks
 from ablation.stats.sequential import SequentialPlan
 
 
-def _frames(effects: dict[str, float], n: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    base = rng.normal(30, 2, n)
-    rows = []
-    for v, e in {"base": 0.0, **effects}.items():
-        x = base + e + (rng.normal(0, 1, n) if v != "base" else 0)
-        rows += [{"trial_id": f"{v}-{s}", "variant": v, "seed": s, "status": "FINISHED",
-                  "val_top1_error": x[s]} for s in range(n)]  # fmt: skip
-    return pd.DataFrame(rows)
-
-
 @pytest.fixture(scope="module")
 def decided() -> Summary:
     return summarize(
-        _frames({"big": -4.0, "none": 0.0, "small": -0.4}, 12),
+        paired_study({"big": -4.0, "none": 0.0, "small": -0.4}, 12),
         baseline="base",
         study="decided",
         decision={"min_effect": 1.0, "alpha": 0.05, "power": 0.8},

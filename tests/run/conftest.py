@@ -1,30 +1,16 @@
-"""Fixtures of the run tests: tiny study files, and one Ray shared by the in-process runs."""
+"""Fixtures of the run tests: one Ray shared by the in-process runs, and a Ray head started
+with `ray start --head` on loopback ports for driver processes (tiny study files are
+`helpers.write_study`)."""
 
 from __future__ import annotations
 
 import os
 import secrets
-from pathlib import Path
+import shutil
+import tempfile
 
 import pytest
-import yaml
-
-TINY = {
-    "dataset": {"name": "digits", "image_size": 16, "train_samples": 200, "val_samples": 100},
-    "model": {"backbone": "resnet20", "attention": "cbam"},
-    "train": {"epochs": 2, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05}},
-    "factors": {"model.cbam.kernel_size": [3, 7]},
-    "seeds": [0, 1],
-    "resources": {"cpus_per_trial": 1, "max_concurrent": 2, "max_retries": 0},
-}
-
-
-def write_study(folder: Path, name: str, **changes) -> Path:
-    """A tiny study file (2 variants x 2 seeds of resnet20 on 16px digits, 2 epochs)."""
-    data = {"study": name, **TINY, **changes}
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+from helpers import BIN, end_processes, free_port, processes_marked, ray_start
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -38,3 +24,40 @@ def _ray_token_of_our_own():
 
     if ray.is_initialized():
         ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    """A token-protected Ray head of our own on loopback: its GCS and dashboard addresses, and
+    the environment its clients use (the token alone)."""
+    temp = tempfile.mkdtemp(prefix="rayh", dir="/tmp")  # short: Ray's sockets live under it
+    home = tmp_path_factory.mktemp("home")
+    gcs, dashboard = free_port(), free_port()
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONUNBUFFERED": "1",
+        # Ray's single-machine mode: the head's GCS, raylet and agents bind loopback only.
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    }
+    env.pop("RAY_ADDRESS", None)
+    ray_start(
+        temp, env, "--head", "--port", str(gcs), "--dashboard-host", "127.0.0.1",
+        "--dashboard-port", str(dashboard), "--include-dashboard", "true", "--num-cpus", "2",
+        "--ray-client-server-port", str(free_port()),
+    )  # fmt: skip
+    try:
+        # The clients get the token alone, as the README says: no RAY_AUTH_MODE.
+        client_env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
+        yield {
+            "gcs": f"127.0.0.1:{gcs}",
+            "dashboard": f"http://127.0.0.1:{dashboard}",
+            "env": client_env,
+        }
+    finally:
+        # Never `ray stop`, which ends every Ray process on the machine.
+        end_processes(processes_marked(temp))
+        shutil.rmtree(temp, ignore_errors=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import write_study
+from helpers import write_study
 from mlflow.tracking import MlflowClient
 
 from ablation.run.driver import run_study

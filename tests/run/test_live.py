@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from conftest import write_study
+from helpers import write_study
 from mlflow.tracking import MlflowClient
 
 from ablation.commands.run import live_cost_line

@@ -11,7 +11,7 @@ import uuid
 import optuna
 import psycopg2
 import pytest
-from conftest import write_study
+from helpers import write_study
 from mlflow.tracking import MlflowClient
 
 from ablation.run.driver import run_study

@@ -1,145 +1,22 @@
-"""Driver processes against a Ray head started here (`ray start --head` on loopback ports):
+"""Driver processes against a Ray head started here (`ray_head` of tests/run/conftest.py):
 a driver killed mid-study and run again, and `ablation submit` as a Ray job."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
-import shutil
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import optuna
 import pytest
-from conftest import write_study
+from helpers import trial_runs, write_study
 from mlflow.tracking import MlflowClient
 
 from ablation.track import names
 
-BIN = Path(sys.executable).parent
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _own_processes(marker: str) -> set[int]:
-    """The pids of our cluster: processes whose command line names its private temp dir, and
-    their descendants (never `ray stop`, which ends every Ray process on the machine)."""
-    parent: dict[int, int] = {}
-    matched: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        pid = int(entry.name)
-        parent[pid] = int(stat.rsplit(")", 1)[1].split()[1])
-        if marker in cmdline:
-            matched.add(pid)
-    found = set(matched)
-    grew = True
-    while grew:
-        children = {pid for pid, ppid in parent.items() if ppid in found} - found
-        found |= children
-        grew = bool(children)
-    found.discard(os.getpid())
-    return found
-
-
-def _end(pids: set[int]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            with contextlib.suppress(OSError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in pids):
-            time.sleep(0.2)
-
-
-@pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
-    temp = tempfile.mkdtemp(prefix="rayh", dir="/tmp")  # short: Ray's sockets live under it
-    home = tmp_path_factory.mktemp("home")
-    gcs, dashboard = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "HOME": str(home),
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(32),
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONUNBUFFERED": "1",
-        # Ray's single-machine mode: the head's GCS, raylet and agents bind loopback only.
-        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-    }
-    env.pop("RAY_ADDRESS", None)
-    # Every port of our own (free now), so a Ray someone else runs here cannot collide.
-    ports = {
-        flag: str(_free_port())
-        for flag in (
-            "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
-            "--metrics-export-port", "--ray-client-server-port", "--runtime-env-agent-port",
-            "--node-manager-port", "--object-manager-port",
-        )
-    }  # fmt: skip
-    subprocess.run(
-        [
-            str(BIN / "ray"), "start", "--head", "--port", str(gcs),
-            "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1",
-            "--dashboard-port", str(dashboard), "--include-dashboard", "true",
-            "--temp-dir", temp, "--num-cpus", "2", "--disable-usage-stats",
-            *[x for item in ports.items() for x in item],
-        ],
-        env=env, check=True, timeout=240, capture_output=True,
-    )  # fmt: skip
-    try:
-        # The clients get the token alone, as the README says: no RAY_AUTH_MODE.
-        client_env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
-        yield {
-            "gcs": f"127.0.0.1:{gcs}",
-            "dashboard": f"http://127.0.0.1:{dashboard}",
-            "env": client_env,
-        }
-    finally:
-        _end(_own_processes(temp))
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-def _ablation(*args: str, env: dict, **kw) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(BIN / "ablation"), *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        **kw,
-    )
-
-
-def _trial_runs(uri: str, study: str) -> list:
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(study)
-    if exp is None:
-        return []
-    return [
-        r
-        for r in client.search_runs([exp.experiment_id])
-        if r.data.tags.get(names.ROLE) == names.ROLE_TRIAL
-    ]
-
-
-def test_driver_killed_mid_study_then_rerun_finishes_every_trial_once(ray_head, tmp_path):
+def test_driver_killed_mid_study_then_rerun_finishes_every_trial_once(
+    ray_head, tmp_path, ablation_processes
+):
     path = write_study(
         tmp_path,
         "killed",
@@ -149,17 +26,17 @@ def test_driver_killed_mid_study_then_rerun_finishes_every_trial_once(ray_head, 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["run", str(path), "--tracking-uri", uri, "--address", ray_head["gcs"]]
     MlflowClient(uri).search_experiments()  # create the store now: the polling below reads it
-    first = _ablation(*args, env=ray_head["env"])
+    first = ablation_processes(*args, env=ray_head["env"])
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and first.poll() is None:
-        statuses = [r.data.tags.get(names.STATUS) for r in _trial_runs(uri, "killed")]
+        statuses = [r.data.tags.get(names.STATUS) for r in trial_runs(uri, "killed")]
         if names.STATUS_FINISHED in statuses:
             break
         time.sleep(0.5)
     assert first.poll() is None, first.communicate()[0]
     first.send_signal(signal.SIGKILL)
     first.wait(30)
-    before = _trial_runs(uri, "killed")
+    before = trial_runs(uri, "killed")
     finished_before = {
         r.data.tags[names.TRIAL_ID]: r.info.run_id
         for r in before
@@ -167,10 +44,10 @@ def test_driver_killed_mid_study_then_rerun_finishes_every_trial_once(ray_head, 
     }
     assert 1 <= len(finished_before) < 4
 
-    second = _ablation(*args, env=ray_head["env"])
+    second = ablation_processes(*args, env=ray_head["env"])
     out, _ = second.communicate(timeout=300)
     assert second.returncode == 0, out
-    after = _trial_runs(uri, "killed")
+    after = trial_runs(uri, "killed")
     ids = [r.data.tags[names.TRIAL_ID] for r in after]
     assert len(after) == 4 and len(set(ids)) == 4  # one child run per trial, no duplicates
     assert all(r.data.tags[names.STATUS] == names.STATUS_FINISHED for r in after)
@@ -183,7 +60,7 @@ def test_driver_killed_mid_study_then_rerun_finishes_every_trial_once(ray_head, 
     assert sorted(t.user_attrs["trial_id"] for t in complete) == sorted(ids)
 
 
-def test_submit_runs_the_study_as_a_ray_job(ray_head, tmp_path):
+def test_submit_runs_the_study_as_a_ray_job(ray_head, tmp_path, ablation_processes):
     path = write_study(
         tmp_path,
         "submitted",
@@ -191,7 +68,7 @@ def test_submit_runs_the_study_as_a_ray_job(ray_head, tmp_path):
         train={"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05}},
     )
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
-    proc = _ablation(
+    proc = ablation_processes(
         "submit", str(path), "--address", ray_head["dashboard"], "--tracking-uri", uri,
         env=ray_head["env"], cwd=tmp_path,
     )  # fmt: skip
@@ -199,12 +76,14 @@ def test_submit_runs_the_study_as_a_ray_job(ray_head, tmp_path):
     assert proc.returncode == 0, out
     assert "submitted study submitted as Ray job" in out and "ray job logs" in out
     assert ray_head["env"]["RAY_AUTH_TOKEN"] not in out
-    runs = _trial_runs(uri, "submitted")
+    runs = trial_runs(uri, "submitted")
     assert len(runs) == 2
     assert all(r.data.tags[names.STATUS] == names.STATUS_FINISHED for r in runs)
 
 
-def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_rerun_completes(ray_head, tmp_path):
+def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_rerun_completes(
+    ray_head, tmp_path, ablation_processes
+):
     path = write_study(
         tmp_path,
         "interrupted",
@@ -215,10 +94,10 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_rerun_completes(ray_hea
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["run", str(path), "--tracking-uri", uri, "--address", ray_head["gcs"]]
     MlflowClient(uri).search_experiments()
-    first = _ablation(*args, env=ray_head["env"])
+    first = ablation_processes(*args, env=ray_head["env"])
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and first.poll() is None:
-        if any(r.info.status == "RUNNING" for r in _trial_runs(uri, "interrupted")):
+        if any(r.info.status == "RUNNING" for r in trial_runs(uri, "interrupted")):
             break
         time.sleep(0.3)
     assert first.poll() is None, first.communicate()[0]
@@ -226,20 +105,22 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_rerun_completes(ray_hea
     out, _ = first.communicate(timeout=120)
     assert first.returncode == 1, out
     assert "continue the study with:" in out and f"run {path}" in out, out
-    interrupted = _trial_runs(uri, "interrupted")
+    interrupted = trial_runs(uri, "interrupted")
     assert interrupted and all(r.info.status != "RUNNING" for r in interrupted)
 
-    second = _ablation(*args, env=ray_head["env"])
+    second = ablation_processes(*args, env=ray_head["env"])
     out, _ = second.communicate(timeout=300)
     assert second.returncode == 0, out
-    after = _trial_runs(uri, "interrupted")
+    after = trial_runs(uri, "interrupted")
     ids = [r.data.tags[names.TRIAL_ID] for r in after]
     assert len(after) == 2 and len(set(ids)) == 2, out
     assert all(r.data.tags[names.STATUS] == names.STATUS_FINISHED for r in after)
 
 
 @pytest.mark.parametrize("token", [None, "not-the-clusters-token"], ids=["missing", "wrong"])
-def test_a_missing_or_wrong_token_is_one_line_naming_the_variable_exit_2(ray_head, tmp_path, token):
+def test_a_missing_or_wrong_token_is_one_line_naming_the_variable_exit_2(
+    ray_head, tmp_path, token, ablation_processes
+):
     path = write_study(tmp_path, "refused", factors={"model.cbam.kernel_size": [7]})
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {k: v for k, v in ray_head["env"].items() if not k.startswith("RAY_AUTH")}
@@ -250,7 +131,7 @@ def test_a_missing_or_wrong_token_is_one_line_naming_the_variable_exit_2(ray_hea
         (["submit", str(path), "--address", ray_head["dashboard"], "--no-wait"], said),
         (["run", str(path), "--address", ray_head["gcs"]], "InvalidAuthToken"),
     ):
-        proc = _ablation(*args, "--tracking-uri", uri, env=env, cwd=tmp_path)
+        proc = ablation_processes(*args, "--tracking-uri", uri, env=env, cwd=tmp_path)
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 2, out
         lines = [ln for ln in out.splitlines() if ln.startswith(f"ablation {args[0]}:")]
@@ -258,4 +139,4 @@ def test_a_missing_or_wrong_token_is_one_line_naming_the_variable_exit_2(ray_hea
         assert "Traceback" not in out and answer in lines[0], out
         hint = "refused the token in RAY_AUTH_TOKEN" if token else "set RAY_AUTH_TOKEN"
         assert hint in lines[0], out
-    assert not _trial_runs(uri, "refused")  # nothing started
+    assert not trial_runs(uri, "refused")  # nothing started

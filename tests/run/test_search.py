@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
-from conftest import write_study
+from helpers import write_study
 
 from ablation.run.search import Ledger, TrialQueue, sampled_variants
 from ablation.study import expand, factor_space, load_study, trials_for_variant, variant_from_levels

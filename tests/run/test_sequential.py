@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
+from helpers import ablation, trial_runs
 from mlflow.tracking import MlflowClient
-from test_processes import _ablation, _trial_runs, ray_head  # noqa: F401 (the fixture)
 
 from ablation.report import study_summary
 from ablation.run.outcome import RunResult
@@ -79,18 +79,18 @@ def _finished_later_seed(uri: str, study: str) -> bool:
     return any(
         r.data.tags.get(names.STATUS) == names.STATUS_FINISHED
         and int(r.data.tags.get(names.SEED, -1)) >= START
-        for r in _trial_runs(uri, study)
+        for r in trial_runs(uri, study)
     )
 
 
-def test_sequence_adds_seeds_for_the_undecided_only_and_survives_kill_9(ray_head, tmp_path):  # noqa: F811
+def test_sequence_adds_seeds_for_the_undecided_only_and_survives_kill_9(ray_head, tmp_path):
     path = _write(tmp_path, "sequence")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["run", str(path), "--tracking-uri", uri, "--address", ray_head["gcs"]]
     MlflowClient(uri).search_experiments()  # create the store now: the polling below reads it
     # The killed driver's lease is taken over once its heartbeat is LEASE_TIMEOUT s old.
     env = {**ray_head["env"], "ABLATION_LEASE_TIMEOUT": "3", "ABLATION_LEASE_HEARTBEAT": "1"}
-    first = _ablation(*args, env=env)
+    first = ablation(*args, env=env)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and first.poll() is None:
         if _finished_later_seed(uri, "sequence"):
@@ -102,15 +102,15 @@ def test_sequence_adds_seeds_for_the_undecided_only_and_survives_kill_9(ray_head
     time.sleep(4)
     finished_before = {
         r.data.tags[names.TRIAL_ID]: r.info.run_id
-        for r in _trial_runs(uri, "sequence")
+        for r in trial_runs(uri, "sequence")
         if r.data.tags.get(names.STATUS) == names.STATUS_FINISHED
     }
     assert 3 * START < len(finished_before) < 3 * START + 2 * (MAX - START)
 
-    second = _ablation(*args, env=env)
+    second = ablation(*args, env=env)
     out, _ = second.communicate(timeout=300)
     assert second.returncode == 0, out
-    after = _trial_runs(uri, "sequence")
+    after = trial_runs(uri, "sequence")
     assert all(r.data.tags[names.STATUS] == names.STATUS_FINISHED for r in after), out
     pairs = Counter((r.data.tags[names.VARIANT], int(r.data.tags[names.SEED])) for r in after)
     assert set(pairs.values()) == {1}, pairs  # every (variant, seed) once: no duplicate

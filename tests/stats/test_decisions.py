@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import paired_study
 from scipy import stats as sps
 
 from ablation.report.summary import summarize
@@ -55,14 +56,7 @@ def test_seeds_for_power_reaches_the_power():
 
 
 def _study(effects: dict[str, float], n: int, seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    base = rng.normal(30, 2, n)
-    rows = []
-    for v, e in {"base": 0.0, **effects}.items():
-        x = base + e + (rng.normal(0, 1, n) if v != "base" else 0)
-        rows += [{"trial_id": f"{v}{s}", "variant": v, "seed": s, "status": "FINISHED",
-                  "m": x[s]} for s in range(n)]  # fmt: skip
-    return pd.DataFrame(rows)
+    return paired_study(effects, n, seed, metric="m")
 
 
 def test_report_decisions_with_a_declared_min_effect():

@@ -33,6 +33,14 @@ variants:
 seeds: [0, 1]
 """
 
+POOLS = "[[avg], [avg, max]]"  # the levels of GOOD's factor
+
+
+def _swap(old: str, new: str) -> str:
+    """GOOD with `old` replaced by `new`: a file with one mistake."""
+    return GOOD.replace(old, new)
+
+
 # (id, YAML text, expected line, expected key path). Each file has exactly the one mistake.
 MALFORMED = [
     ("empty", "", 1, "(file)"),
@@ -42,62 +50,42 @@ MALFORMED = [
     ("yaml-syntax", "study: x\ndataset: {name: digits\nmodel: {backbone: resnet20}\n", 3, "(yaml)"),
     ("yaml-bad-indent", "study: x\ndataset:\n  name: digits\n   root: /x\n", 4, "(yaml)"),
     ("missing-study", "dataset: {name: digits}\nmodel: {backbone: resnet20}\n", 1, "study"),
-    (
-        "missing-dataset-name",
-        GOOD.replace("  name: digits\n", "  image_size: 32\n"),
-        2,
-        "dataset.name",
-    ),
+    ("missing-dataset-name", _swap("  name: digits\n", "  image_size: 32\n"), 2, "dataset.name"),
     ("unknown-top-level", GOOD + "seed: 3\n", 17, "seed"),
-    ("duplicate-key", GOOD.replace("seeds: [0, 1]", "seeds: [0, 1]\nseeds: [2]"), 17, "seeds"),
-    ("unknown-dataset", GOOD.replace("name: digits", "name: mnist"), 3, "dataset.name"),
-    ("cifar-without-root", GOOD.replace("name: digits", "name: cifar10"), 2, "dataset.root"),
-    ("unknown-backbone", GOOD.replace("resnet20", "resnet21"), 5, "model.backbone"),
-    ("unknown-attention", GOOD.replace("attention: cbam", "attention: cbma"), 6, "model.attention"),
-    ("even-kernel", GOOD.replace("kernel_size: 7", "kernel_size: 4"), 8, "model.cbam.kernel_size"),
-    (
-        "kernel-as-string",
-        GOOD.replace("kernel_size: 7", 'kernel_size: "7"'),
-        8,
-        "model.cbam.kernel_size",
-    ),
-    (
-        "unknown-cbam-knob",
-        GOOD.replace("kernel_size: 7", "kernal_size: 7"),
-        8,
-        "model.cbam.kernal_size",
-    ),
-    ("zero-reduction", GOOD.replace("kernel_size: 7", "reduction: 0"), 8, "model.cbam.reduction"),
-    (
-        "empty-pool",
-        GOOD.replace("kernel_size: 7", "channel_pool: []"),
-        8,
-        "model.cbam.channel_pool",
-    ),
+    ("duplicate-key", _swap("seeds: [0, 1]", "seeds: [0, 1]\nseeds: [2]"), 17, "seeds"),
+    ("unknown-dataset", _swap("name: digits", "name: mnist"), 3, "dataset.name"),
+    ("cifar-without-root", _swap("name: digits", "name: cifar10"), 2, "dataset.root"),
+    ("unknown-backbone", _swap("resnet20", "resnet21"), 5, "model.backbone"),
+    ("unknown-attention", _swap("attention: cbam", "attention: cbma"), 6, "model.attention"),
+    ("even-kernel", _swap("kernel_size: 7", "kernel_size: 4"), 8, "model.cbam.kernel_size"),
+    ("kernel-as-string", _swap("kernel_size: 7", 'kernel_size: "7"'), 8, "model.cbam.kernel_size"),
+    ("unknown-cbam-knob", _swap("kernel_size: 7", "kernal_size: 7"), 8, "model.cbam.kernal_size"),
+    ("zero-reduction", _swap("kernel_size: 7", "reduction: 0"), 8, "model.cbam.reduction"),
+    ("empty-pool", _swap("kernel_size: 7", "channel_pool: []"), 8, "model.cbam.channel_pool"),
     (
         "unknown-pool",
-        GOOD.replace("kernel_size: 7", "spatial_pool: [avg, lse]"),
+        _swap("kernel_size: 7", "spatial_pool: [avg, lse]"),
         8,
         "model.cbam.spatial_pool[1]",
     ),
-    ("negative-lr", GOOD.replace("lr: 0.1", "lr: -0.1"), 11, "train.optimizer.lr"),
-    ("unknown-optimizer", GOOD.replace("name: sgd", "name: adam"), 11, "train.optimizer.name"),
-    ("zero-epochs", GOOD.replace("epochs: 2", "epochs: 0"), 10, "train.epochs"),
+    ("negative-lr", _swap("lr: 0.1", "lr: -0.1"), 11, "train.optimizer.lr"),
+    ("unknown-optimizer", _swap("name: sgd", "name: adam"), 11, "train.optimizer.name"),
+    ("zero-epochs", _swap("epochs: 2", "epochs: 0"), 10, "train.epochs"),
     (
         "factor-typo",
-        GOOD.replace("model.cbam.channel_pool:", "model.cbam.chanel_pool:"),
+        _swap("model.cbam.channel_pool:", "model.cbam.chanel_pool:"),
         13,
         "factors.model.cbam.chanel_pool",
     ),
     (
         "factor-unknown-section",
-        GOOD.replace("model.cbam.channel_pool:", "optim.lr:"),
+        _swap("model.cbam.channel_pool:", "optim.lr:"),
         13,
         "factors.optim.lr",
     ),
     (
         "factor-on-metric",
-        GOOD.replace(
+        _swap(
             "model.cbam.channel_pool: [[avg], [avg, max]]", "metric.name: [val_loss, train_loss]"
         ),
         13,
@@ -105,7 +93,7 @@ MALFORMED = [
     ),
     (
         "factor-level-wrong-type",
-        GOOD.replace(
+        _swap(
             "model.cbam.channel_pool: [[avg], [avg, max]]",
             "model.cbam.kernel_size:\n    - 3\n    - seven",
         ),
@@ -114,50 +102,40 @@ MALFORMED = [
     ),
     (
         "factor-level-invalid",
-        GOOD.replace("[[avg], [avg, max]]", "[[avg], [avg, median]]"),
+        _swap(POOLS, "[[avg], [avg, median]]"),
         13,
         "factors.model.cbam.channel_pool[1]",
     ),
     (
         "factor-duplicate-level",
-        GOOD.replace("[[avg], [avg, max]]", "[[avg], [avg]]"),
+        _swap(POOLS, "[[avg], [avg]]"),
         13,
         "factors.model.cbam.channel_pool[1]",
     ),
-    (
-        "factor-no-levels",
-        GOOD.replace("[[avg], [avg, max]]", "[]"),
-        13,
-        "factors.model.cbam.channel_pool",
-    ),
-    (
-        "factor-not-a-list",
-        GOOD.replace("[[avg], [avg, max]]", "avg"),
-        13,
-        "factors.model.cbam.channel_pool",
-    ),
+    ("factor-no-levels", _swap(POOLS, "[]"), 13, "factors.model.cbam.channel_pool"),
+    ("factor-not-a-list", _swap(POOLS, "avg"), 13, "factors.model.cbam.channel_pool"),
     (
         "variant-typo",
-        GOOD.replace("model.attention: none", "model.atention: none"),
+        _swap("model.attention: none", "model.atention: none"),
         15,
         "variants[0].model.atention",
     ),
     (
         "variant-bad-value",
-        GOOD.replace("model.attention: none", "model.attention: eca"),
+        _swap("model.attention: none", "model.attention: eca"),
         15,
         "variants[0].model.attention",
     ),
-    ("variant-no-name", GOOD.replace("name: plain, ", ""), 15, "variants[0]"),
+    ("variant-no-name", _swap("name: plain, ", ""), 15, "variants[0]"),
     (
         "variant-undotted-key",
-        GOOD.replace("model.attention: none", "attention: none"),
+        _swap("model.attention: none", "attention: none"),
         15,
         "variants[0].attention",
     ),
     (
         "variant-duplicate-name",
-        GOOD.replace(
+        _swap(
             "  - {name: plain, model.attention: none}\n",
             "  - {name: plain, model.attention: none}\n  - {name: plain, model.attention: se}\n",
         ),
@@ -166,17 +144,17 @@ MALFORMED = [
     ),
     (
         "variant-same-as-design",
-        GOOD.replace("model.attention: none", "model.cbam.channel_pool: [avg]"),
+        _swap("model.attention: none", "model.cbam.channel_pool: [avg]"),
         15,
         "variants[0]",
     ),
     ("unknown-baseline", GOOD + "baseline: plane\n", 17, "baseline"),
-    ("empty-seeds", GOOD.replace("seeds: [0, 1]", "seeds: []"), 16, "seeds"),
-    ("duplicate-seed", GOOD.replace("seeds: [0, 1]", "seeds: [0, 0]"), 16, "seeds"),
+    ("empty-seeds", _swap("seeds: [0, 1]", "seeds: []"), 16, "seeds"),
+    ("duplicate-seed", _swap("seeds: [0, 1]", "seeds: [0, 0]"), 16, "seeds"),
     ("unknown-design", GOOD + "design: latin-square\n", 17, "design"),
     (
         "fractional-three-levels",
-        GOOD.replace("[[avg], [avg, max]]", "[[avg], [max], [avg, max]]") + "design: fractional\n",
+        _swap(POOLS, "[[avg], [max], [avg, max]]") + "design: fractional\n",
         13,
         "factors.model.cbam.channel_pool",
     ),
@@ -192,34 +170,34 @@ MALFORMED = [
         "early_stopping",
     ),
     ("negative-gpus", GOOD + "resources: {gpus_per_trial: -1}\n", 17, "resources.gpus_per_trial"),
-    ("bad-study-name", GOOD.replace("study: good", "study: my study/1"), 1, "study"),
+    ("bad-study-name", _swap("study: good", "study: my study/1"), 1, "study"),
     (
         "milestones-without-step",
-        GOOD.replace("epochs: 2", "epochs: 2\n  milestones: [1]"),
+        _swap("epochs: 2", "epochs: 2\n  milestones: [1]"),
         11,
         "train.milestones",
     ),
     (
         "clutter-on-digits",
-        GOOD.replace("name: digits", "name: digits\n  clutter: {fragments: 2}"),
+        _swap("name: digits", "name: digits\n  clutter: {fragments: 2}"),
         4,
         "dataset.clutter",
     ),
     (
         "sequential-seeds-without-decision",
-        GOOD.replace("seeds: [0, 1]", "seeds: {start: 3, max: 12}"),
+        _swap("seeds: [0, 1]", "seeds: {start: 3, max: 12}"),
         16,
         "seeds",
     ),
     (
         "sequential-start-past-max",
-        GOOD.replace("seeds: [0, 1]", "seeds: {start: 5, max: 3}\ndecision: {min_effect: 1.0}"),
+        _swap("seeds: [0, 1]", "seeds: {start: 5, max: 3}\ndecision: {min_effect: 1.0}"),
         16,
         "seeds.start",
     ),
     (
         "sequential-seeds-with-asha",
-        GOOD.replace(
+        _swap(
             "seeds: [0, 1]",
             "seeds: {start: 3, max: 12}\ndecision: {min_effect: 1.0}\n"
             "early_stopping: {scheduler: asha}",
@@ -229,13 +207,13 @@ MALFORMED = [
     ),
     (
         "sequential-seeds-typo",
-        GOOD.replace("seeds: [0, 1]", "seeds: {start: 3, mx: 12}\ndecision: {min_effect: 1.0}"),
+        _swap("seeds: [0, 1]", "seeds: {start: 3, mx: 12}\ndecision: {min_effect: 1.0}"),
         16,
         "seeds.mx",
     ),
     (
         "decision-without-min-effect",
-        GOOD.replace("seeds: [0, 1]", "seeds: [0, 1]\ndecision: {alpha: 0.05}"),
+        _swap("seeds: [0, 1]", "seeds: [0, 1]\ndecision: {alpha: 0.05}"),
         17,
         "decision.min_effect",
     ),

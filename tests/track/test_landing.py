@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
-import subprocess
 import tempfile
 
 import pytest
+from helpers import CHROMIUM, chromium
 from mlflow.tracking import MlflowClient
 
 from ablation.track.landing import (
@@ -19,8 +18,6 @@ from ablation.track.landing import (
     prepare_landing,
     study_names,
 )
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _study(synthetic_study_frames, log_synthetic_study, uri: str) -> str:
@@ -55,24 +52,12 @@ def test_links_mark_the_experiment_and_store_its_view(
 
 def _dom(url: str, budget_ms: int = 15000) -> str:
     with tempfile.TemporaryDirectory() as profile:  # a fresh browser profile
-        out = subprocess.run(
-            [
-                CHROMIUM,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                f"--user-data-dir={profile}",
-                f"--virtual-time-budget={budget_ms}",
-                "--window-size=1600,1000",
-                "--dump-dom",
-                url,
-            ],  # fmt: skip
-            capture_output=True,
-            text=True,
+        out = chromium(
+            url,
+            profile,
+            f"--virtual-time-budget={budget_ms}",
+            "--window-size=1600,1000",
+            "--dump-dom",
             timeout=120,
         )
     # The page's text: tags and scripts out, whitespace folded.
