@@ -53,8 +53,11 @@ def main(rounds: int) -> int:
             codes, finished, refused = one_round(Path(folder))
         ok = sorted(codes) == [0, 2] and finished == 1 and refused
         bad += not ok
-        print(f"round {i + 1}: exit codes {codes}, FINISHED runs {finished}, "
-              f"refused {refused}: {'ok' if ok else 'WRONG'}", flush=True)  # fmt: skip
+        print(
+            f"round {i + 1}: exit codes {codes}, FINISHED runs {finished}, "
+            f"refused {refused}: {'ok' if ok else 'WRONG'}",
+            flush=True,
+        )
     print(f"{rounds - bad} of {rounds} rounds as wanted")
     return 1 if bad else 0
 

@@ -110,8 +110,10 @@ def main() -> None:
     print(f"{args.studies} planted studies per design; effects 0, 1, 2 (sd 1, min_effect 1)")
     for pw, n in plans.items():
         p1, p2, eq = fixed[n]
-        print(f"fixed-n plan at power {pw:g}: {n} seeds, {4 * n} trials; power {p1:.3f} at 1, "
-              f"{p2:.3f} at 2, equivalent at 0 {eq:.3f}")  # fmt: skip
+        print(
+            f"fixed-n plan at power {pw:g}: {n} seeds, {4 * n} trials; power {p1:.3f} at 1, "
+            f"{p2:.3f} at 2, equivalent at 0 {eq:.3f}"
+        )
     head = f"\n{'design':<28}{'power@1':>8}{'power@2':>8}{'equiv@0':>8}{'trials':>8}"
     print(head + "".join(f"{f'vs plan {pw:g}':>12}" for pw in plans) + f"{'vs equal-power n':>18}")
 
@@ -124,8 +126,10 @@ def main() -> None:
             reached = power1 >= fixed[n][0] - 0.005
             vs += f"{1 - trials / (4 * n):>12.1%}" if reached else f"{'-':>12}"
         same = equal_power_trials(power1)
-        print(f"{name:<28}{power1:>8.3f}{power2:>8.3f}{equiv:>8.3f}{trials:>8.1f}{vs}"
-              f"{1 - trials / same:>18.1%}")  # fmt: skip
+        print(
+            f"{name:<28}{power1:>8.3f}{power2:>8.3f}{equiv:>8.3f}{trials:>8.1f}{vs}"
+            f"{1 - trials / same:>18.1%}"
+        )
 
     for start, mx, spending in DESIGNS:
         plan = SequentialPlan(start, mx, Decision(min_effect=1.0), spending=spending)

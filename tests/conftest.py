@@ -234,11 +234,19 @@ def start_mlflow_server(tmp_path):
         log_path = tmp_path / f"mlflow-server-{port}.log"
         log = open(log_path, "w")  # noqa: SIM115 (closed at teardown)
         cmd = [
-            str(Path(sys.executable).with_name("mlflow")), "server",
-            "--backend-store-uri", backend_store_uri,
-            "--artifacts-destination", str(tmp_path / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        ]  # fmt: skip
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--backend-store-uri",
+            backend_store_uri,
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ]
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         started.append((proc, log))
         url = f"http://127.0.0.1:{port}"

@@ -62,8 +62,10 @@ def paired_study(
     rows = []
     for v, e in {"base": 0.0, **effects}.items():
         x = base + e + (rng.normal(0, 1, n) if v != "base" else 0)
-        rows += [{"trial_id": f"{v}-{s}", "variant": v, "seed": s, "status": "FINISHED",
-                  metric: x[s]} for s in range(n)]  # fmt: skip
+        rows += [
+            {"trial_id": f"{v}-{s}", "variant": v, "seed": s, "status": "FINISHED", metric: x[s]}
+            for s in range(n)
+        ]
     return pd.DataFrame(rows)
 
 
@@ -108,18 +110,34 @@ def ablation(*args: str, env: dict[str, str], **kw: Any) -> subprocess.Popen[str
 # The ports a Ray node opens besides the GCS's; each is given a free one, so that a Ray someone
 # else runs on this machine cannot collide with ours.
 NODE_PORTS = (
-    "--node-manager-port", "--object-manager-port", "--metrics-export-port",
-    "--runtime-env-agent-port", "--dashboard-agent-grpc-port", "--dashboard-agent-listen-port",
-)  # fmt: skip
+    "--node-manager-port",
+    "--object-manager-port",
+    "--metrics-export-port",
+    "--runtime-env-agent-port",
+    "--dashboard-agent-grpc-port",
+    "--dashboard-agent-listen-port",
+)
 
 
 def ray_start(temp: str, env: dict[str, str], *args: str) -> None:
     """`ray start ARGS` of a node on 127.0.0.1 whose temp dir is `temp` and ports are free ones."""
     subprocess.run(
-        [str(BIN / "ray"), "start", "--node-ip-address", "127.0.0.1", "--temp-dir", temp,
-         "--disable-usage-stats", *args, *[x for p in NODE_PORTS for x in (p, str(free_port()))]],
-        env=env, check=True, timeout=240, capture_output=True,
-    )  # fmt: skip
+        [
+            str(BIN / "ray"),
+            "start",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--temp-dir",
+            temp,
+            "--disable-usage-stats",
+            *args,
+            *[x for p in NODE_PORTS for x in (p, str(free_port()))],
+        ],
+        env=env,
+        check=True,
+        timeout=240,
+        capture_output=True,
+    )
 
 
 def trial_runs(uri: str, study: str) -> list[Any]:

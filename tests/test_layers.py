@@ -50,8 +50,10 @@ def imports_of(path: Path) -> set[str]:
 
 def import_graph() -> dict[str, set[str]]:
     modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
-    return {name: {m for m in imports_of(path) if m in modules} - {name}
-            for name, path in modules.items()}  # fmt: skip
+    return {
+        name: {m for m in imports_of(path) if m in modules} - {name}
+        for name, path in modules.items()
+    }
 
 
 def part(module: str) -> str:

@@ -32,8 +32,14 @@ def main(args: argparse.Namespace) -> int:
         print(note)
     study_file = Path(args.file)
     command = [
-        "ablation", "run", study_file.name, "--tracking-uri", uri, "--address", "auto",
-    ]  # fmt: skip
+        "ablation",
+        "run",
+        study_file.name,
+        "--tracking-uri",
+        uri,
+        "--address",
+        "auto",
+    ]
     env = {k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}
     if args.optuna_storage:  # in the job's environment, not its command line (a password)
         env[stores.OPTUNA_STORAGE_ENV] = args.optuna_storage

@@ -28,14 +28,20 @@ from urllib.parse import unquote, urlparse
 _SCHEMA = {
     "experiments": {"experiment_id", "name", "artifact_location", "lifecycle_stage"},
     "runs": {
-        "run_uuid", "name", "status", "start_time", "end_time", "lifecycle_stage",
-        "artifact_uri", "experiment_id",
+        "run_uuid",
+        "name",
+        "status",
+        "start_time",
+        "end_time",
+        "lifecycle_stage",
+        "artifact_uri",
+        "experiment_id",
     },
     "tags": {"key", "value", "run_uuid"},
     "params": {"key", "value", "run_uuid"},
     "latest_metrics": {"key", "value", "step", "timestamp", "is_nan", "run_uuid"},
     "metrics": {"key", "value", "step", "timestamp", "is_nan", "run_uuid"},
-}  # fmt: skip
+}
 # The one filter the commands search with: tags.`key` = 'value'.
 _TAG_FILTER = re.compile(r"^\s*tags\.`([^`]+)`\s*=\s*'((?:[^']|'')*)'\s*$")
 
@@ -99,9 +105,11 @@ class SqliteReader:
     def _experiment(self, row: tuple) -> SimpleNamespace:
         exp_id, name, location, stage = row
         return SimpleNamespace(
-            experiment_id=str(exp_id), name=name, artifact_location=location,
+            experiment_id=str(exp_id),
+            name=name,
+            artifact_location=location,
             lifecycle_stage=stage,
-        )  # fmt: skip
+        )
 
     def get_experiment_by_name(self, name: str) -> SimpleNamespace | None:
         row = self._db.execute(
@@ -139,12 +147,15 @@ class SqliteReader:
                 raise UnsupportedStore(f"order not supported here: {term!r}")
             direction = "DESC" if term.upper().endswith("DESC") else "ASC"
         marks = ",".join("?" * len(experiment_ids))
-        ids = [r[0] for r in self._db.execute(
-            f"SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-            f"WHERE r.experiment_id IN ({marks}) AND r.lifecycle_stage = 'active' "
-            f"AND t.key = ? AND t.value = ? ORDER BY r.start_time {direction}, r.run_uuid",
-            [*map(int, experiment_ids), key, value],
-        )]  # fmt: skip
+        ids = [
+            r[0]
+            for r in self._db.execute(
+                f"SELECT r.run_uuid FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                f"WHERE r.experiment_id IN ({marks}) AND r.lifecycle_stage = 'active' "
+                f"AND t.key = ? AND t.value = ? ORDER BY r.start_time {direction}, r.run_uuid",
+                [*map(int, experiment_ids), key, value],
+            )
+        ]
         if max_results is not None:
             ids = ids[:max_results]
         return _Page(self._runs(ids))
@@ -168,10 +179,16 @@ class SqliteReader:
             ):
                 run_id, name, status, start, end, stage, artifact_uri, exp_id = row
                 info = SimpleNamespace(
-                    run_id=run_id, run_uuid=run_id, run_name=name, status=status,
-                    start_time=start, end_time=end, lifecycle_stage=stage,
-                    artifact_uri=artifact_uri, experiment_id=str(exp_id),
-                )  # fmt: skip
+                    run_id=run_id,
+                    run_uuid=run_id,
+                    run_name=name,
+                    status=status,
+                    start_time=start,
+                    end_time=end,
+                    lifecycle_stage=stage,
+                    artifact_uri=artifact_uri,
+                    experiment_id=str(exp_id),
+                )
                 data = SimpleNamespace(tags={}, params={}, metrics={})
                 runs[run_id] = SimpleNamespace(info=info, data=data)
             for table, attr in (("tags", "tags"), ("params", "params")):
@@ -206,9 +223,11 @@ class SqliteReader:
                 [*chunk, *keys],
             ):
                 point = SimpleNamespace(
-                    key=key, step=step, timestamp=timestamp,
+                    key=key,
+                    step=step,
+                    timestamp=timestamp,
                     value=math.nan if is_nan else float(value),
-                )  # fmt: skip
+                )
                 out.setdefault((run_id, key), []).append(point)
         return out
 

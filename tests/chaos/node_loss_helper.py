@@ -43,10 +43,17 @@ def main(folder: Path, study_file: str) -> int:
     ray_start(worker_tmp, env, "--address", f"127.0.0.1:{gcs}", "--num-cpus", "2")
     uri = f"sqlite:///{folder}/mlflow.db"
     driver = subprocess.Popen(
-        [str(BIN / "ablation"), "run", study_file, "--tracking-uri", uri,
-         "--address", f"127.0.0.1:{gcs}"],
+        [
+            str(BIN / "ablation"),
+            "run",
+            study_file,
+            "--tracking-uri",
+            uri,
+            "--address",
+            f"127.0.0.1:{gcs}",
+        ],
         env=env,
-    )  # fmt: skip
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and driver.poll() is None:
         running = [r for r in trial_runs(uri, "lost") if r.info.status == "RUNNING"]

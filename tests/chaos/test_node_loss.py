@@ -39,8 +39,12 @@ def test_worker_node_killed_mid_trial_every_trial_finished_once(tmp_path):
     e = ablation_env(tmp_path / "home", PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.run(
         ["unshare", "--net", sys.executable, str(HELPER), str(tmp_path), str(path)],
-        env=e, capture_output=True, text=True, timeout=580, cwd=tmp_path,
-    )  # fmt: skip
+        env=e,
+        capture_output=True,
+        text=True,
+        timeout=580,
+        cwd=tmp_path,
+    )
     out = proc.stdout + proc.stderr
     assert "killed" in out and "killed 0 " not in out, out[-4000:]
     assert proc.returncode == 0, out[-4000:]

@@ -33,9 +33,13 @@ def test_run_with_an_unwritable_store_says_one_line_exits_2_and_creates_nothing(
     work.mkdir()
     path = write_study(work, "nowhere", **ONE_SEED)
     proc = ablation_processes(
-        "run", str(path), "--tracking-uri", "sqlite:////proc/x/mlflow.db",
-        env=ablation_env(tmp_path / "home"), cwd=work,
-    )  # fmt: skip
+        "run",
+        str(path),
+        "--tracking-uri",
+        "sqlite:////proc/x/mlflow.db",
+        env=ablation_env(tmp_path / "home"),
+        cwd=work,
+    )
     out, _ = proc.communicate(timeout=100)
     assert proc.returncode == 2, out
     lines = out.strip().splitlines()

@@ -46,6 +46,8 @@ def test_the_probe_sees_a_command_that_imports_torch():
     probe = "import sys, ablation.commands.profile; print('torch' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", probe],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.stdout.strip() == "True", out.stderr

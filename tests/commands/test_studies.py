@@ -27,9 +27,13 @@ def test_every_study_one_line_counts_last_activity_best(
     exp = client.get_experiment_by_name("beta").experiment_id
     client.create_run(
         exp,
-        tags={names.PARENT_RUN_ID: parent, names.ROLE: names.ROLE_TRIAL,
-              names.VARIANT: "baseline", names.STATUS: names.STATUS_RUNNING},
-    )  # fmt: skip
+        tags={
+            names.PARENT_RUN_ID: parent,
+            names.ROLE: names.ROLE_TRIAL,
+            names.VARIANT: "baseline",
+            names.STATUS: names.STATUS_RUNNING,
+        },
+    )
     client.create_experiment("not-a-study")
 
     assert main(["studies", "--tracking-uri", fresh_mlflow_uri]) == 0

@@ -258,10 +258,14 @@ def test_eight_close_variants_dashboard_labels_never_overlap(synthetic_study_fra
     import json
 
     variants = [
-        {"name": f"cbam-variant-{i}", "effect": -0.05 * i, "params": 270_000 + 60 * i,
-         "latency_ms": 1.90 + 0.01 * i}
+        {
+            "name": f"cbam-variant-{i}",
+            "effect": -0.05 * i,
+            "params": 270_000 + 60 * i,
+            "latency_ms": 1.90 + 0.01 * i,
+        }
         for i in range(8)
-    ]  # fmt: skip
+    ]
     trials, history = synthetic_study_frames(variants, [0, 1, 2], noise=0.05, seed_sd=0.05)
     summary = summarize(trials, history, study="eight-close", baseline="cbam-variant-0")
     page = tmp_path / DASHBOARD_FILE

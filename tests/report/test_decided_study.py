@@ -55,8 +55,11 @@ def test_json_names_the_headline_and_the_decision(decided):
     data = json.loads(export.render(decided, "json"))
     assert data["decision"]["min_effect"] == 1.0
     assert {r["decision"] for r in data["comparisons"]} <= {
-        "better", "worse", "equivalent", "undecided"
-    }  # fmt: skip
+        "better",
+        "worse",
+        "equivalent",
+        "undecided",
+    }
     assert all(r["ci_method"] == CI_SEQUENTIAL for r in data["comparisons"])
     assert data["looks"] and data["plan"]
     md = export.render(decided, "md")
@@ -89,14 +92,23 @@ def test_a_real_difference_smaller_than_min_effect_says_so():
     rng = np.random.default_rng(3)
     base = rng.normal(13, 1, 5)
     rows = [
-        {"trial_id": f"{v}-{s}", "variant": v, "seed": s, "status": "FINISHED",
-         "val_top1_error": base[s] + shift + rng.normal(0, 0.05)}
-        for v, shift in (("base", 0.0), ("slight", 0.9), ("clear", 4.0)) for s in range(5)
-    ]  # fmt: skip
+        {
+            "trial_id": f"{v}-{s}",
+            "variant": v,
+            "seed": s,
+            "status": "FINISHED",
+            "val_top1_error": base[s] + shift + rng.normal(0, 0.05),
+        }
+        for v, shift in (("base", 0.0), ("slight", 0.9), ("clear", 4.0))
+        for s in range(5)
+    ]
     summary = summarize(
-        pd.DataFrame(rows), baseline="base", study="slight", decision={"min_effect": 2.0},
+        pd.DataFrame(rows),
+        baseline="base",
+        study="slight",
+        decision={"min_effect": 2.0},
         n_resamples=99,
-    )  # fmt: skip
+    )
     c = summary.comparisons.set_index("variant")
     assert c.loc["slight", "decision"] == c.loc["clear", "decision"] == "worse"
     lines = {x.split(" vs ")[0]: x for x in tables.verdict_lines(summary)}

@@ -25,8 +25,9 @@ def _readme_example() -> str:
 
 
 @pytest.fixture
-def quickstart_here(tmp_path, monkeypatch, fresh_mlflow_uri, synthetic_study_frames,
-                    log_synthetic_study):  # fmt: skip
+def quickstart_here(
+    tmp_path, monkeypatch, fresh_mlflow_uri, synthetic_study_frames, log_synthetic_study
+):
     variants = [
         {"name": "none", "effect": 0.0, "levels": {"model.attention": "none"}},
         {"name": "cbam", "effect": -2.0, "levels": {"model.attention": "cbam"}},

@@ -31,9 +31,13 @@ def store(fresh_mlflow_uri, synthetic_study_frames, log_synthetic_study):
 
 def _ask(uri, study, ids):
     return earlier_paired_sd(
-        uri, study=study, baseline_trial_ids=ids, dataset="cifar10", backbone="resnet20",
+        uri,
+        study=study,
+        baseline_trial_ids=ids,
+        dataset="cifar10",
+        backbone="resnet20",
         metric="val_top1_error",
-    )  # fmt: skip
+    )
 
 
 def test_an_earlier_study_sharing_the_baselines_trials_comes_first(store):

@@ -22,7 +22,7 @@ VARIANTS = [
     {"name": "none", "effect": 0.0},
     {"name": "k3-avg", "effect": -1.0, "levels": L("3", "avg")},
     {"name": "k7-avg+max", "effect": -2.0, "levels": L("7", "avg+max")},
-]  # fmt: skip
+]
 
 
 @pytest.fixture
@@ -83,9 +83,19 @@ def test_report_command_writes_and_fails_cleanly(store, tmp_path, capsys):
     out = tmp_path / "r.json"
     figures = tmp_path / "figs"
     args = build_parser().parse_args(
-        ["report", "pool-study", "--format", "json", "-o", str(out), "--tracking-uri", uri,
-         "--figures", str(figures)]
-    )  # fmt: skip
+        [
+            "report",
+            "pool-study",
+            "--format",
+            "json",
+            "-o",
+            str(out),
+            "--tracking-uri",
+            uri,
+            "--figures",
+            str(figures),
+        ]
+    )
     assert report_command(args) == 0
     assert json.loads(out.read_text())["study"] == "pool-study"
     pdfs = sorted(p.name for p in figures.glob("*.pdf"))

@@ -45,10 +45,22 @@ def ray_head(tmp_path_factory):
     }
     env.pop("RAY_ADDRESS", None)
     ray_start(
-        temp, env, "--head", "--port", str(gcs), "--dashboard-host", "127.0.0.1",
-        "--dashboard-port", str(dashboard), "--include-dashboard", "true", "--num-cpus", "2",
-        "--ray-client-server-port", str(free_port()),
-    )  # fmt: skip
+        temp,
+        env,
+        "--head",
+        "--port",
+        str(gcs),
+        "--dashboard-host",
+        "127.0.0.1",
+        "--dashboard-port",
+        str(dashboard),
+        "--include-dashboard",
+        "true",
+        "--num-cpus",
+        "2",
+        "--ray-client-server-port",
+        str(free_port()),
+    )
     try:
         # The clients get the token alone, as the README says: no RAY_AUTH_MODE.
         client_env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}

@@ -69,9 +69,15 @@ def test_submit_runs_the_study_as_a_ray_job(ray_head, tmp_path, ablation_process
     )
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
     proc = ablation_processes(
-        "submit", str(path), "--address", ray_head["dashboard"], "--tracking-uri", uri,
-        env=ray_head["env"], cwd=tmp_path,
-    )  # fmt: skip
+        "submit",
+        str(path),
+        "--address",
+        ray_head["dashboard"],
+        "--tracking-uri",
+        uri,
+        env=ray_head["env"],
+        cwd=tmp_path,
+    )
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert "submitted study submitted as Ray job" in out and "ray job logs" in out

@@ -90,12 +90,22 @@ def test_headline_interval_verdict_and_holm_agree():
     for _ in range(40):
         n = int(rng.integers(3, 9))
         base = rng.normal(30, 1, n)
-        rows = [{"trial_id": f"b{s}", "variant": "base", "seed": s, "status": "FINISHED",
-                 "m": base[s]} for s in range(n)]  # fmt: skip
+        rows = [
+            {"trial_id": f"b{s}", "variant": "base", "seed": s, "status": "FINISHED", "m": base[s]}
+            for s in range(n)
+        ]
         for k, effect in enumerate(rng.normal(0, 1.5, 4)):
             x = base + effect + rng.normal(0, 1, n)
-            rows += [{"trial_id": f"v{k}{s}", "variant": f"v{k}", "seed": s,
-                      "status": "FINISHED", "m": x[s]} for s in range(n)]  # fmt: skip
+            rows += [
+                {
+                    "trial_id": f"v{k}{s}",
+                    "variant": f"v{k}",
+                    "seed": s,
+                    "status": "FINISHED",
+                    "m": x[s],
+                }
+                for s in range(n)
+            ]
         c = summarize(pd.DataFrame(rows), metric="m", baseline="base").comparisons
         excludes = (c.ci_low > 0) | (c.ci_high < 0)
         assert (excludes == c.significant).all()

@@ -207,8 +207,17 @@ def pool(
     index = torch.empty(shape, dtype=torch.int64) if want_index else None
     fn = lib.cbam_pool_inner if dim == 2 else lib.cbam_pool_outer
     weight = _vec(weight)
-    fn(v3.data_ptr(), n, rows, cols, _ptr(weight), _ptr(total), _ptr(top), _ptr(index),
-       torch.get_num_threads())  # fmt: skip
+    fn(
+        v3.data_ptr(),
+        n,
+        rows,
+        cols,
+        _ptr(weight),
+        _ptr(total),
+        _ptr(top),
+        _ptr(index),
+        torch.get_num_threads(),
+    )
     return total, top if want_max else None, index
 
 
@@ -235,9 +244,21 @@ def gate(
     (g1t, g1b), (h1t, h1b), (g2t, g2b) = term(g1), term(h1), term(g2)
     h2a, h2b = _vec(h2[0]), _vec(h2[1])
     lib.cbam_gate(
-        v3.data_ptr(), n, rows, cols, _ptr(g1t), g1b, _ptr(h1t), h1b, _ptr(g2t), g2b,
-        _ptr(h2a), _ptr(h2b), out.data_ptr(), torch.get_num_threads(),
-    )  # fmt: skip
+        v3.data_ptr(),
+        n,
+        rows,
+        cols,
+        _ptr(g1t),
+        g1b,
+        _ptr(h1t),
+        h1b,
+        _ptr(g2t),
+        g2b,
+        _ptr(h2a),
+        _ptr(h2b),
+        out.data_ptr(),
+        torch.get_num_threads(),
+    )
     return out
 
 
@@ -259,9 +280,17 @@ def dual_reduce(
     out_b = torch.empty((n, cols), dtype=x3.dtype) if want_b else None
     weight_a, weight_b = _vec(weight_a), _vec(weight_b)
     lib.cbam_dual_reduce(
-        dy3.data_ptr(), x3.data_ptr(), n, rows, cols, _ptr(weight_a), _ptr(weight_b),
-        _ptr(out_a), _ptr(out_b), torch.get_num_threads(),
-    )  # fmt: skip
+        dy3.data_ptr(),
+        x3.data_ptr(),
+        n,
+        rows,
+        cols,
+        _ptr(weight_a),
+        _ptr(weight_b),
+        _ptr(out_a),
+        _ptr(out_b),
+        torch.get_num_threads(),
+    )
     return out_a, out_b
 
 
@@ -271,9 +300,16 @@ def conv(maps: Tensor, weight: Tensor) -> Tensor:
     n, planes, h, w = maps.shape
     out = torch.empty((n, 1, h, w), dtype=maps.dtype)
     _library().cbam_conv_forward(
-        maps.data_ptr(), n, planes, h, w, weight.data_ptr(), weight.shape[-1], out.data_ptr(),
+        maps.data_ptr(),
+        n,
+        planes,
+        h,
+        w,
+        weight.data_ptr(),
+        weight.shape[-1],
+        out.data_ptr(),
         torch.get_num_threads(),
-    )  # fmt: skip
+    )
     return out
 
 
@@ -286,9 +322,18 @@ def conv_backward(
     grad_maps = torch.empty_like(maps) if want_maps else None
     grad_weight = torch.empty_like(weight) if want_weight else None
     _library().cbam_conv_backward(
-        grad.data_ptr(), maps.data_ptr(), weight.data_ptr(), n, planes, h, w, weight.shape[-1],
-        _ptr(grad_maps), _ptr(grad_weight), torch.get_num_threads(),
-    )  # fmt: skip
+        grad.data_ptr(),
+        maps.data_ptr(),
+        weight.data_ptr(),
+        n,
+        planes,
+        h,
+        w,
+        weight.shape[-1],
+        _ptr(grad_maps),
+        _ptr(grad_weight),
+        torch.get_num_threads(),
+    )
     return grad_maps, grad_weight
 
 
@@ -325,13 +370,32 @@ def infer(
     k = conv_weight.shape[-1] if conv_weight is not None else 0
     bn_w, bn_b, bn_mean, bn_var, eps = bn if bn is not None else (None, None, None, None, 0.0)
     lib.cbam_infer(
-        x.data_ptr(), y.data_ptr(), n, c, h, w, int(channels_last), ORDER_CODES[order],
-        _ptr(w0), _ptr(b0), _ptr(w1), _ptr(b1), hidden,
-        int("avg" in channel_pool), int("max" in channel_pool),
-        _ptr(conv_weight), k, slots.get("avg", -1), slots.get("max", -1),
-        _ptr(bn_w), _ptr(bn_b), _ptr(bn_mean), _ptr(bn_var), float(eps),
+        x.data_ptr(),
+        y.data_ptr(),
+        n,
+        c,
+        h,
+        w,
+        int(channels_last),
+        ORDER_CODES[order],
+        _ptr(w0),
+        _ptr(b0),
+        _ptr(w1),
+        _ptr(b1),
+        hidden,
+        int("avg" in channel_pool),
+        int("max" in channel_pool),
+        _ptr(conv_weight),
+        k,
+        slots.get("avg", -1),
+        slots.get("max", -1),
+        _ptr(bn_w),
+        _ptr(bn_b),
+        _ptr(bn_mean),
+        _ptr(bn_var),
+        float(eps),
         torch.get_num_threads(),
-    )  # fmt: skip
+    )
     return y
 
 

@@ -71,15 +71,25 @@ def cost_figure(summary: Summary, cost: str) -> MarkedFigure:
             f"{x_label} {tables.fmt(xs[j], 3)}" + (" (Pareto front)" if front[j] else "")
         )
         (dot,) = ax.plot(
-            [xs[j]], [ys[j]], "o", color=c, markersize=8 if front[j] else 6,
-            markeredgecolor="#111111" if front[j] else c, markeredgewidth=1.2,
-        )  # fmt: skip
+            [xs[j]],
+            [ys[j]],
+            "o",
+            color=c,
+            markersize=8 if front[j] else 6,
+            markeredgecolor="#111111" if front[j] else c,
+            markeredgewidth=1.2,
+        )
         fig.mark(dot, tip, name)
         right = xs[j] <= x_mid
         label = ax.annotate(
-            name, (xs[j], ys[j]), xytext=(7 if right else -7, 6), textcoords="offset points",
-            ha="left" if right else "right", fontsize=7.5, color="#222222",
-        )  # fmt: skip
+            name,
+            (xs[j], ys[j]),
+            xytext=(7 if right else -7, 6),
+            textcoords="offset points",
+            ha="left" if right else "right",
+            fontsize=7.5,
+            color="#222222",
+        )
         fig.mark(label, "", name, kind="point-label")
         labels.append((label, dot, name))
     ax.margins(x=0.15, y=0.1)
@@ -110,9 +120,13 @@ def _labels_or_legend(fig: MarkedFigure, ax: Axes, labels: list[tuple[Any, Any, 
     width = fig.bbox.width
     for ncols in range(min(4, len(labels)), 0, -1):
         legend = fig.legend(
-            [dot for _, dot, _ in labels], [name for _, _, name in labels],
-            loc="outside lower center", ncols=ncols, fontsize=7.5, frameon=False,
-        )  # fmt: skip
+            [dot for _, dot, _ in labels],
+            [name for _, _, name in labels],
+            loc="outside lower center",
+            ncols=ncols,
+            fontsize=7.5,
+            frameon=False,
+        )
         fig.draw_without_rendering()
         if ncols == 1 or legend.get_window_extent().width <= 0.98 * width:
             return

@@ -40,9 +40,13 @@ def curve_figure(summary: Summary, metric: str) -> MarkedFigure:
         banded = np.isfinite(std)
         if banded.sum() >= 2:
             band = ax.fill_between(
-                x[banded], (mean - std)[banded], (mean + std)[banded], color=colour_, alpha=0.14,
+                x[banded],
+                (mean - std)[banded],
+                (mean + std)[banded],
+                color=colour_,
+                alpha=0.14,
                 linewidth=0,
-            )  # fmt: skip
+            )
             fig.mark(band, "", variant, kind="band")
         if len(x) >= 2:
             (line,) = ax.plot(x, mean, color=colour_, linewidth=1.8, dashes=dash or (None, None))

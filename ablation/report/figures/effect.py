@@ -29,8 +29,9 @@ def effect_figure(summary: Summary) -> MarkedFigure:
     ok = [r for r in rows if finite(r["mean_diff"])]
     if not ok:
         return empty(fig, ax, "no comparison with the baseline yet")
-    core = [v for r in ok for v in (r["mean_diff"], r["boot_ci_low"], r["boot_ci_high"])
-            if finite(v)]  # fmt: skip
+    core = [
+        v for r in ok for v in (r["mean_diff"], r["boot_ci_low"], r["boot_ci_high"]) if finite(v)
+    ]
     core.append(0.0)
     margin = summary.decision.min_effect if summary.decision is not None else None
     if margin:

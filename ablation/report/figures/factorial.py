@@ -78,9 +78,16 @@ def interaction_figure(summary: Summary, factor_a: str, factor_b: str) -> Marked
             r = values.get((a, b))
             if r is None or not finite(r["mean"]):
                 ax.add_patch(
-                    Rectangle((j, i), 0.97, 0.97, facecolor="#f3f3f3", edgecolor="#cccccc",
-                              hatch="//", linewidth=0.8)
-                )  # fmt: skip
+                    Rectangle(
+                        (j, i),
+                        0.97,
+                        0.97,
+                        facecolor="#f3f3f3",
+                        edgecolor="#cccccc",
+                        hatch="//",
+                        linewidth=0.8,
+                    )
+                )
                 continue
             # Darker is closer to the best cell.
             t = 0.5 if hi == lo else 1 - abs(r["mean"] - best) / (hi - lo)
@@ -91,9 +98,14 @@ def interaction_figure(summary: Summary, factor_a: str, factor_b: str) -> Marked
             )
             fig.mark(cell, tip, kind="mark cell")
             ax.text(
-                j + 0.485, i + 0.485, f"{r['mean']:.2f}", ha="center", va="center",
-                fontweight="bold", color="#ffffff" if t > 0.55 else "#111111",
-            )  # fmt: skip
+                j + 0.485,
+                i + 0.485,
+                f"{r['mean']:.2f}",
+                ha="center",
+                va="center",
+                fontweight="bold",
+                color="#ffffff" if t > 0.55 else "#111111",
+            )
     ax.set_xlim(0, len(cols))
     ax.set_ylim(len(rows), 0)  # first level on top
     ax.set_xticks([j + 0.485 for j in range(len(cols))], cols)
