@@ -204,7 +204,7 @@ def _study_plan(client: Any, parent: Any) -> tuple[StudyPlan | None, list[str]]:
     """The plan the driver recorded on the parent run (`plan.json`), and the notes.
 
     Best effort (the report stands without it: levels then sort naturally, and the metric is
-    read at the final epoch); a parent made by an older version has none.
+    read at the final epoch), so a parent run without `plan.json` still reports.
     """
     with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
         try:
