@@ -6,12 +6,12 @@ Without STUDY, lists the studies in the store.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ablation.run.progress import best_variant
 from ablation.track import names
 from ablation.track.search import search_runs
 
@@ -48,12 +48,8 @@ class StudyStatus:
         return max(0, self.total - self.done - self.failed - self.running)
 
     def best(self) -> tuple[str, float, int] | None:
-        if not self.variants:
-            return None
-        means = {v: statistics.fmean(xs) for v, xs in self.variants.items()}
-        pick = min if self.mode == "min" else max
-        variant = pick(means, key=means.__getitem__)
-        return variant, means[variant], len(self.variants[variant])
+        """(variant, mean metric over its finished seeds, n seeds) of the best variant."""
+        return best_variant(self.variants, self.mode)
 
     def line(self) -> str:
         left = "?" if self.left is None else str(self.left)
