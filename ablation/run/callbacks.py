@@ -37,6 +37,8 @@ from ablation.track import names
 from ablation.track.writer import StudyWriter, numeric
 
 if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
     from ablation.study import Study, TrialSpec
 
 log = logging.getLogger(__name__)
@@ -375,7 +377,7 @@ class LiveDestination(Destination):
             self.refresh.cpu_seconds += time.thread_time() - cpu
 
 
-def _error_text(trial: Any) -> str:
+def _error_text(trial: Trial) -> str:
     try:
         if trial.error_file and Path(trial.error_file).is_file():
             return Path(trial.error_file).read_text()

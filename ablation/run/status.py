@@ -13,7 +13,7 @@ from typing import Any
 
 from ablation.run.progress import best_variant
 from ablation.track import names
-from ablation.track.search import search_runs
+from ablation.track.search import RunStore, search_runs
 
 _OK = (names.STATUS_FINISHED, names.STATUS_STOPPED)
 
@@ -95,8 +95,8 @@ def _latest(*runs: Any) -> float | None:
     return max(times) / 1000 if times else None
 
 
-def study_status(client: Any, study: str) -> StudyStatus | None:
-    """The status of `study` in the store of `client` (an MlflowClient), or None if absent."""
+def study_status(client: RunStore, study: str) -> StudyStatus | None:
+    """The status of `study` in the store `client` reads, or None if absent."""
     experiment = client.get_experiment_by_name(study)
     if experiment is None:
         return None
@@ -130,7 +130,7 @@ def study_status(client: Any, study: str) -> StudyStatus | None:
     return status
 
 
-def list_studies(client: Any) -> list[StudyStatus]:
+def list_studies(client: RunStore) -> list[StudyStatus]:
     """Every study in the store, the one that moved last first."""
     out = []
     for experiment in client.search_experiments():

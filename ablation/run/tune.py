@@ -43,6 +43,8 @@ from ablation.track import names
 from ablation.track.writer import StudyWriter
 
 if TYPE_CHECKING:
+    from ray.tune.schedulers import ASHAScheduler
+
     from ablation.study.schema import ResourcesConfig
 
 # Tune's per-trial CSV/JSON/TensorBoard loggers: MLflow is the record, and they cost time.
@@ -182,7 +184,7 @@ def trial_config(resources: ResourcesConfig) -> dict[str, Any]:
     return {"cpus": resources.cpus_per_trial, "checkpoint": resources.max_retries > 0}
 
 
-def asha(study: Study, printer: Printer) -> Any:
+def asha(study: Study, printer: Printer) -> ASHAScheduler | None:
     """The study's early-stopping scheduler, or None."""
     stopping = study.early_stopping
     if stopping is None:
