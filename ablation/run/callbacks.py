@@ -6,7 +6,9 @@ ended FINISHED (its last report carries FINAL), FAILED (a FAILED report, or an e
 up retrying), STOPPED (the scheduler, ASHA, ended it early) or KILLED (the run was interrupted:
 `end_running`). A trial that starts gets its child run then (a failed one that never started
 gets it when it ends), so every destination is handed the trial's run id. Each destination
-writes what it is handed and reads nothing another one writes, so their order does not matter:
+writes what it is handed and reads nothing another one writes, so their order does not matter;
+a view of the store (the live dashboard) refreshes in `settled`, once every destination has
+written the event:
 
     MlflowDestination    each trial's child run: per-epoch metrics, final metrics and status
     OptunaDestination    each trial's Optuna trial: COMPLETE with its objectives, PRUNED or FAIL
@@ -113,8 +115,9 @@ class Destination:
     def trial_ended(self, trial: TrialState, end: TrialEnd) -> None:
         """The trial ended (once)."""
 
-    def step(self) -> None:
-        """Tune's loop went round once."""
+    def settled(self) -> None:
+        """Every destination has written the events so far (after a trial's end, and on each
+        turn of Tune's loop): what reads the store may look now."""
 
     def close(self) -> None:
         """The run ended or was interrupted: finish what is in flight."""
@@ -177,26 +180,29 @@ class TrialEvents(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
         state = self.active.get(trial.trial_id)
         if state is not None and state.error is not None:
-            self._end(trial.trial_id, names.STATUS_FAILED, state.error)
+            ended = self._end(trial.trial_id, names.STATUS_FAILED, state.error)
         elif state is not None and state.final is not None:
-            self._end(trial.trial_id, names.STATUS_FINISHED)
+            ended = self._end(trial.trial_id, names.STATUS_FINISHED)
         else:  # the scheduler (ASHA) stopped it
-            self._end(trial.trial_id, names.STATUS_STOPPED)
+            ended = self._end(trial.trial_id, names.STATUS_STOPPED)
+        if ended:
+            self._settled()
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
         if self._ends(trial.trial_id):
             self._end(trial.trial_id, names.STATUS_FAILED, _error_text(trial))
+            self._settled()
 
     def on_step(self, iteration, trials, **info) -> None:  # noqa: ANN001
-        for destination in self.destinations:
-            destination.step()
+        self._settled()
 
     def on_experiment_end(self, trials, **info) -> None:  # noqa: ANN001
         for destination in self.destinations:
             destination.close()
 
     def end_running(self) -> None:
-        """The run was interrupted: every trial handed out and not ended is KILLED."""
+        """The run was interrupted: every trial handed out and not ended is KILLED, and the
+        destinations close (an interrupted run starts no view's refresh)."""
         for tune_id in list(self.assignments):
             self._end(tune_id, names.STATUS_KILLED)
         for destination in self.destinations:
@@ -209,10 +215,15 @@ class TrialEvents(Callback):
     def _ends(self, tune_id: str) -> bool:
         return tune_id in self.assignments and tune_id not in self.ended
 
-    def _end(self, tune_id: str, status: str, error: str | None = None) -> None:
-        """The trial ends once; one that failed before it started gets its state (and run)."""
+    def _settled(self) -> None:
+        for destination in self.destinations:
+            destination.settled()
+
+    def _end(self, tune_id: str, status: str, error: str | None = None) -> bool:
+        """The trial ends, once (False after); one that failed before it started gets its
+        state (and its run)."""
         if not self._ends(tune_id):
-            return
+            return False
         self.ended.add(tune_id)
         state = self.active.pop(tune_id, None) or TrialState(self.assignments[tune_id])
         if state.run_id is None and status != names.STATUS_KILLED:
@@ -224,6 +235,7 @@ class TrialEvents(Callback):
         end = TrialEnd(status, metrics, state.epochs(), error, values)
         for destination in self.destinations:
             destination.trial_ended(state, end)
+        return True
 
 
 class MlflowDestination(Destination):
@@ -328,11 +340,12 @@ class LiveRefresh:
 
 
 class LiveDestination(Destination):
-    """Refresh after a trial ended, but at most once per `refresh.every` seconds (a trial that
-    ends sooner is shown by the next refresh, started by Tune's next step once the interval has
-    passed). A refresh runs in a thread of its own, one at a time, so Tune's loop never waits
-    for it; one that fails is logged and the study goes on. The run's end waits for the refresh
-    in flight, so the final report is published after it, never overwritten by it."""
+    """Refresh after a trial ended (once its end is written: `settled`), but at most once per
+    `refresh.every` seconds (a trial that ends sooner is shown by the next refresh, started on
+    a turn of Tune's loop once the interval has passed). A refresh runs in a thread of its own,
+    one at a time, so Tune's loop never waits for it; one that fails is logged and the study
+    goes on. The run's end waits for the refresh in flight, so the final report is published
+    after it, never overwritten by it."""
 
     def __init__(self, refresh: LiveRefresh) -> None:
         self.refresh = refresh
@@ -343,9 +356,9 @@ class LiveDestination(Destination):
     def trial_ended(self, trial: TrialState, end: TrialEnd) -> None:
         if end.status != names.STATUS_KILLED:
             self.due = True
-            self._maybe_refresh()
 
-    def step(self) -> None:
+    def settled(self) -> None:
+        # The trial's end is in the store now, whichever destination wrote it.
         self._maybe_refresh()
 
     def close(self) -> None:

@@ -34,6 +34,9 @@ class Recorder(Destination):
     def trial_ended(self, trial: TrialState, end: TrialEnd) -> None:
         self.events.append(("ended", trial.spec.trial_id, trial.run_id, end))
 
+    def settled(self) -> None:
+        self.events.append(("settled",))
+
     def close(self) -> None:
         self.events.append(("close",))
 
@@ -74,7 +77,8 @@ def test_every_destination_is_handed_the_same_life_of_a_trial_once():
     events.on_trial_complete(0, [], trial)
     events.on_trial_complete(0, [], trial)  # once ended, ended
     assert first.events == second.events and opened == ["a"]
-    started, epoch1, epoch2, ended = first.events
+    started, epoch1, epoch2, ended, settled = first.events
+    assert settled == ("settled",)  # after every destination was handed the end
     assert started == ("started", "a", "run-a")
     assert epoch1 == ("epoch", "a", 1, {"val_top1_error": 40.0})
     assert epoch2[2] == 2
@@ -106,7 +110,9 @@ def test_failed_stopped_and_killed_trials():
     )
     assert "no error text" in (ends["never"][1].error or "")
     assert ends["killed"] == (None, TrialEnd(names.STATUS_KILLED, {}, 0))
-    assert opened == ["failed", "stopped", "never"] and first.events[-1] == ("close",)
+    assert opened == ["failed", "stopped", "never"]
+    # An interrupted run closes the destinations; it settles nothing (no view refreshes).
+    assert [e[0] for e in first.events[-2:]] == ["ended", "close"]
 
 
 def test_the_run_result_gets_each_outcome_with_its_run_id():

@@ -18,6 +18,7 @@ from ablation.track import names
 
 def _ended(live: LiveDestination, status: str = names.STATUS_FINISHED) -> None:
     live.trial_ended(TrialState(Assigned(spec=None, number=0)), TrialEnd(status, {}, 0))
+    live.settled()  # TrialEvents: once every destination has written the end
 
 
 def test_a_refresh_after_a_finished_trial_at_most_once_per_interval():
@@ -30,14 +31,14 @@ def test_a_refresh_after_a_finished_trial_at_most_once_per_interval():
     _ended(live, names.STATUS_KILLED)
     live.wait()
     assert len(calls) == 1
-    live.step()  # Tune's loop before the interval passed: still nothing
+    live.settled()  # Tune's loop before the interval passed: still nothing
     live.wait()
     assert len(calls) == 1
     gate.wait(0.6)
-    live.step()  # the interval passed and a trial ended meanwhile: refresh
+    live.settled()  # the interval passed and a trial ended meanwhile: refresh
     live.wait()
     assert len(calls) == 2 and calls[1] - calls[0] >= 0.5
-    live.step()  # nothing ended since: nothing to refresh
+    live.settled()  # nothing ended since: nothing to refresh
     live.close()
     assert len(calls) == 2 and live.refresh.count == 2
 
