@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ablation.track import names
+
+if TYPE_CHECKING:
+    from ablation.study import TrialSpec
+
+# What the worker reports of a trial's wall-clock timing besides its metrics.
+TIMING = ("trial_started_at", "trial_ended_at", "worker_pid")
 
 
 @dataclass
 class TrialOutcome:
+    """How one trial ended in a run, with its timing."""
+
     trial_id: str
     variant: str
     seed: int
@@ -19,6 +29,31 @@ class TrialOutcome:
     trial_seconds: float | None = None  # all of train_trial in the worker (data, model, profile)
     timing: dict[str, float] = field(default_factory=dict)  # trial_started_at/_ended_at, worker_pid
     error: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        spec: TrialSpec,
+        status: str,
+        run_id: str | None,
+        metrics: Mapping[str, float],
+        *,
+        epochs: int,
+        error: str | None = None,
+    ) -> TrialOutcome:
+        """The outcome of `spec`, its times read from its final metrics (those it has)."""
+        return cls(
+            spec.trial_id,
+            spec.variant,
+            spec.seed,
+            status,
+            run_id,
+            epochs=epochs,
+            seconds=metrics.get("train_seconds"),
+            trial_seconds=metrics.get("trial_seconds"),
+            timing={k: metrics[k] for k in TIMING if k in metrics},
+            error=error,
+        )
 
 
 @dataclass

@@ -10,8 +10,11 @@ import math
 import statistics
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
+
+from ablation.vocabulary.direction import Direction
 
 
 @dataclass
@@ -64,12 +67,7 @@ class Progress:
 
     def best(self) -> tuple[str, float, int] | None:
         """(variant, mean metric over its finished seeds, n seeds) of the best variant so far."""
-        if not self.values:
-            return None
-        means = {v: statistics.fmean(xs) for v, xs in self.values.items()}
-        pick = min if self.mode == "min" else max
-        variant = pick(means, key=means.__getitem__)
-        return variant, means[variant], len(self.values[variant])
+        return best_variant(self.values, self.mode)
 
     def eta_seconds(self) -> float | None:
         if not self.durations:
@@ -94,6 +92,15 @@ class Progress:
             parts.append(f"best {variant} {self.metric}={mean:.4g} (n={n})")
         parts.append(f"[{_clock(time.monotonic() - self.started_at)}]")
         return " | ".join(parts)
+
+
+def best_variant(values: Mapping[str, list[float]], mode: str) -> tuple[str, float, int] | None:
+    """(variant, mean metric over its seeds, n seeds) of the best variant, or None for none."""
+    if not values:
+        return None
+    means = {variant: statistics.fmean(xs) for variant, xs in values.items()}
+    variant = Direction.of(mode).best_of(means)
+    return variant, means[variant], len(values[variant])
 
 
 def _clock(seconds: float) -> str:

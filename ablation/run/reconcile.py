@@ -17,6 +17,7 @@ from ablation.run.progress import Printer, Progress
 from ablation.run.search import Ledger, objective_values, sampled_variants
 from ablation.study import (
     Study,
+    TrialSpec,
     all_variants,
     expand,
     seed_trials,
@@ -42,17 +43,17 @@ class StudyTrials:
     ) -> None:
         self.study, self.writer, self.ledger, self.space = study, writer, ledger, space
         self.result = result
-        self.known: dict[str, Any] = {}  # trial id -> TrialSpec, in run order
+        self.known: dict[str, TrialSpec] = {}  # in run order
         self.done: dict[str, TrialRun] = {}
-        self.pending: list[Any] = []
+        self.pending: list[TrialSpec] = []
         self.variant_of: dict[str, str] = {}
         self._sampled_before: list[dict[str, Any]] = []
 
-    def add(self, specs: list[Any]) -> None:
+    def add(self, specs: list[TrialSpec]) -> None:
         """Trials the study has beyond those reconciled (sequential seeds: a look's)."""
         self._add(specs)
 
-    def _add(self, specs: list[Any]) -> None:
+    def _add(self, specs: list[TrialSpec]) -> None:
         for spec in specs:
             self.known.setdefault(spec.trial_id, spec)
             self.variant_of[spec.trial_id] = spec.variant
@@ -117,18 +118,10 @@ class StudyTrials:
             if not states & {"COMPLETE", "PRUNED"}:
                 self.ledger.record(spec, objective_values(self.study, run.metrics, {}))
 
-    def _outcome(self, spec: Any, status: str, run_id: str, run: TrialRun) -> None:
-        self.result.trials.append(
-            TrialOutcome(
-                spec.trial_id,
-                spec.variant,
-                spec.seed,
-                status,
-                run_id,
-                epochs=int(run.metrics.get("epochs_completed", 0)),
-                seconds=run.metrics.get("train_seconds"),
-            )
-        )
+    def _outcome(self, spec: TrialSpec, status: str, run_id: str, run: TrialRun) -> None:
+        # MLflow holds no worker timing (trial_seconds, timing): an earlier run's outcome has none.
+        epochs = int(run.metrics.get("epochs_completed", 0))
+        self.result.trials.append(TrialOutcome.of(spec, status, run_id, run.metrics, epochs=epochs))
 
     def samples_left(self) -> bool:
         return self.sample_budget() > 0
@@ -144,10 +137,12 @@ class StudyTrials:
         wanted = self.study.search.n_trials or size
         return max(0, min(wanted, size) - len(self._sampled_before))
 
-    def sampler(self, progress: Progress, printer: Printer) -> Iterator[tuple[int, list[Any]]]:
+    def sampler(
+        self, progress: Progress, printer: Printer
+    ) -> Iterator[tuple[int, list[TrialSpec]]]:
         """The sampler's new variants, each as (Optuna trial number, its trials)."""
 
-        def make_specs(levels: dict[str, Any]) -> list[Any]:
+        def make_specs(levels: dict[str, Any]) -> list[TrialSpec]:
             return trials_for_variant(self.study, variant_from_levels(self.study, levels))
 
         known = list(self._sampled_before)

@@ -16,11 +16,16 @@ import json
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
+
+from ablation.vocabulary.direction import Direction
+
+if TYPE_CHECKING:
+    from ablation.study import Study, TrialSpec
 
 # Attribute names on Optuna trials.
 ATTR_TRIAL_ID = "trial_id"
@@ -33,7 +38,7 @@ MAX_REPEATS = 50
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def make_sampler(study: Any) -> optuna.samplers.BaseSampler:
+def make_sampler(study: Study) -> optuna.samplers.BaseSampler:
     """The study's seeded sampler (`grid` is enumerated by the caller, so it gets a random one)."""
     search = study.search
     seed = search.seed
@@ -44,7 +49,7 @@ def make_sampler(study: Any) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def objectives(study: Any) -> list[tuple[str, str]]:
+def objectives(study: Study) -> list[tuple[str, str]]:
     """(metric, mode) pairs Optuna is told: search.objectives for design optuna, else the metric."""
     if study.design == "optuna":
         return [(o.metric, o.mode) for o in study.objectives]
@@ -52,7 +57,7 @@ def objectives(study: Any) -> list[tuple[str, str]]:
 
 
 def objective_values(
-    study: Any, final: Mapping[str, float], history: Mapping[int, Mapping[str, float]]
+    study: Study, final: Mapping[str, float], history: Mapping[int, Mapping[str, float]]
 ) -> list[float] | None:
     """The trial's objective values; the study metric at metric.epoch when the file declares one."""
     values = []
@@ -70,12 +75,12 @@ def objective_values(
 class Ledger:
     """The study's Optuna trials: which trial ids are done, and the one writer of new ones."""
 
-    def __init__(self, storage: str, study: Any, space: Mapping[str, list[Any]]) -> None:
+    def __init__(self, storage: str, study: Study, space: Mapping[str, list[Any]]) -> None:
         """`space`: each factor's levels (ablation.study.factor_space), the params' choices."""
         self.spec_study = study
         self.storage_url = storage
         self.storage = _storage(storage)
-        directions = ["minimize" if mode == "min" else "maximize" for _, mode in objectives(study)]
+        directions = [Direction.of(mode).optuna for _, mode in objectives(study)]
         self.study = optuna.create_study(
             study_name=study.study,
             storage=self.storage,
@@ -129,7 +134,7 @@ class Ledger:
                 seen.append(levels)
         return seen
 
-    def start(self, spec: Any) -> int:
+    def start(self, spec: TrialSpec) -> int:
         """Enqueue the trial's fixed point and ask it at once; returns the Optuna trial number.
 
         The factor levels become the trial's params (JSON strings over each factor's levels);
@@ -156,7 +161,7 @@ class Ledger:
         trial = self._ask(self._factor_distributions)
         return trial.number, self._levels(trial.params)
 
-    def claim(self, number: int, spec: Any) -> None:
+    def claim(self, number: int, spec: TrialSpec) -> None:
         """Make a sampler-asked trial the record of `spec` (its first seed)."""
         for key, value in _attrs(spec).items():
             self._asked[number].set_user_attr(key, value)
@@ -178,7 +183,7 @@ class Ledger:
     def fail(self, number: int) -> None:
         self._tell(number, state=TrialState.FAIL, skip_if_finished=True)
 
-    def record(self, spec: Any, values: list[float] | None) -> None:
+    def record(self, spec: TrialSpec, values: list[float] | None) -> None:
         """A trial finished outside this run (earlier run, or reused): one COMPLETE trial."""
         self.complete(self.start(spec), values)
 
@@ -200,7 +205,7 @@ class Ledger:
         self.study.tell(self._asked.pop(number, number), *args, **kwargs)
 
 
-def _attrs(spec: Any) -> dict[str, Any]:
+def _attrs(spec: TrialSpec) -> dict[str, Any]:
     return {ATTR_TRIAL_ID: spec.trial_id, ATTR_VARIANT: spec.variant, ATTR_SEED: spec.seed}
 
 
@@ -234,10 +239,10 @@ class TrialQueue:
     def __init__(
         self,
         ledger: Ledger,
-        pending: list[Any],
+        pending: list[TrialSpec],
         *,
         is_done: Callable[[str], bool],
-        sample: Callable[[], Iterator[Any]] | None = None,
+        sample: Callable[[], Iterator[tuple[int, list[TrialSpec]]]] | None = None,
     ) -> None:
         self.ledger = ledger
         self._pending = deque(pending)
@@ -248,7 +253,7 @@ class TrialQueue:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def extend(self, specs: list[Any]) -> None:
+    def extend(self, specs: list[TrialSpec]) -> None:
         """More trials to run after those pending (sequential seeds: the next look's)."""
         self._pending.extend(specs)
 
@@ -257,7 +262,7 @@ class TrialQueue:
         """Whether the sampler may still propose variants (it has not said it is done)."""
         return self._sample is not None
 
-    def next(self) -> tuple[Any, int] | None:
+    def next(self) -> tuple[TrialSpec, int] | None:
         while self._pending:
             spec = self._pending.popleft()
             if spec.trial_id in self.started or self._is_done(spec.trial_id):
@@ -283,14 +288,14 @@ class TrialQueue:
 
 
 def sampled_variants(
-    study: Any,
+    study: Study,
     ledger: Ledger,
     space: Mapping[str, list[Any]],
     *,
     budget: int,
     known: list[dict[str, Any]],
-    make_specs: Callable[[dict[str, Any]], list[Any]],
-) -> Iterator[tuple[int, list[Any]]]:
+    make_specs: Callable[[dict[str, Any]], list[TrialSpec]],
+) -> Iterator[tuple[int, list[TrialSpec]]]:
     """Up to `budget` new variants over the factor space: (Optuna trial number, their trials).
 
     `grid` enumerates the space in order (each point once); the other samplers are asked, and a

@@ -21,12 +21,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ablation.run.callbacks import Assignments, TrialRecord, _TrialCallback
+from ablation.run.callbacks import Destination, TrialEnd, TrialState
 from ablation.run.progress import Printer, Progress
 from ablation.run.reconcile import StudyTrials
 from ablation.run.search import TrialQueue, objective_values
 from ablation.stats.sequential import CONTINUE, Look, looks, next_seeds
-from ablation.study import Study, all_variants, seed_trials
+from ablation.study import Study, TrialSpec, all_variants, seed_trials
 from ablation.study.plan import sequential_plan
 from ablation.track import names
 from ablation.track.writer import StudyWriter
@@ -56,11 +56,11 @@ class SeedSequence:
 
     # -- what the trials report ----------------------------------------------------------------
 
-    def handed_out(self, spec: Any) -> None:
+    def handed_out(self, spec: TrialSpec) -> None:
         self.running.add(spec.trial_id)
         self.attempted.add(spec.trial_id)
 
-    def ended_trial(self, spec: Any, status: str, value: float | None) -> None:
+    def ended_trial(self, spec: TrialSpec, status: str, value: float | None) -> None:
         """A trial of this run ended: FINISHED with its metric value, or not (no value)."""
         self.running.discard(spec.trial_id)
         if status == names.STATUS_FINISHED and value is not None:
@@ -68,7 +68,7 @@ class SeedSequence:
         else:
             self.failed[(spec.variant, spec.seed)] = status
 
-    def _value(self, spec: Any, values: list[float] | None) -> None:
+    def _value(self, spec: TrialSpec, values: list[float] | None) -> None:
         if values and math.isfinite(values[0]):
             self.values[(spec.variant, spec.seed)] = float(values[0])
 
@@ -90,7 +90,7 @@ class SeedSequence:
     def looks(self) -> list[Look]:
         return looks(self.plan, self.diffs())
 
-    def next_trials(self, printer: Printer | None = None) -> list[Any] | None:
+    def next_trials(self, printer: Printer | None = None) -> list[TrialSpec] | None:
         """The trials the next look needs (not finished, not tried in this run), after
         recording the looks so far; None once the sequence has ended."""
         diffs = self.diffs()
@@ -178,7 +178,7 @@ class SequentialQueue:
     def may_sample(self) -> bool:
         return not self.sequence.ended
 
-    def next(self) -> tuple[Any, int] | str | None:
+    def next(self) -> tuple[TrialSpec, int] | str | None:
         while True:
             item = self.queue.next()
             if item is not None:
@@ -195,16 +195,12 @@ class SequentialQueue:
             self.writer.set_total(len(self.trials.known))
 
 
-class SequenceCallback(_TrialCallback):
+class SequenceDestination(Destination):
     """Tells the SeedSequence how each trial ended, with the metric value Optuna is told."""
 
-    def __init__(self, assignments: Assignments, study: Study, sequence: SeedSequence) -> None:
-        super().__init__(assignments)
-        self.study, self.sequence = study, sequence
+    def __init__(self, sequence: SeedSequence) -> None:
+        self.sequence = sequence
 
-    def finished(self, record: TrialRecord, status: str, error: str | None) -> None:
-        value = None
-        if status == names.STATUS_FINISHED:
-            values = objective_values(self.study, record.end_metrics(), record.history)
-            value = values[0] if values else None
-        self.sequence.ended_trial(record.spec, status, value)
+    def trial_ended(self, trial: TrialState, end: TrialEnd) -> None:
+        value = end.values[0] if end.values else None
+        self.sequence.ended_trial(trial.spec, end.status, value)

@@ -6,14 +6,14 @@ Without STUDY, lists the studies in the store.
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ablation.run.progress import best_variant
 from ablation.track import names
-from ablation.track.search import search_runs
+from ablation.track.search import RunStore, search_runs
 
 _OK = (names.STATUS_FINISHED, names.STATUS_STOPPED)
 
@@ -48,12 +48,8 @@ class StudyStatus:
         return max(0, self.total - self.done - self.failed - self.running)
 
     def best(self) -> tuple[str, float, int] | None:
-        if not self.variants:
-            return None
-        means = {v: statistics.fmean(xs) for v, xs in self.variants.items()}
-        pick = min if self.mode == "min" else max
-        variant = pick(means, key=means.__getitem__)
-        return variant, means[variant], len(self.variants[variant])
+        """(variant, mean metric over its finished seeds, n seeds) of the best variant."""
+        return best_variant(self.variants, self.mode)
 
     def line(self) -> str:
         left = "?" if self.left is None else str(self.left)
@@ -99,8 +95,8 @@ def _latest(*runs: Any) -> float | None:
     return max(times) / 1000 if times else None
 
 
-def study_status(client: Any, study: str) -> StudyStatus | None:
-    """The status of `study` in the store of `client` (an MlflowClient), or None if absent."""
+def study_status(client: RunStore, study: str) -> StudyStatus | None:
+    """The status of `study` in the store `client` reads, or None if absent."""
     experiment = client.get_experiment_by_name(study)
     if experiment is None:
         return None
@@ -134,7 +130,7 @@ def study_status(client: Any, study: str) -> StudyStatus | None:
     return status
 
 
-def list_studies(client: Any) -> list[StudyStatus]:
+def list_studies(client: RunStore) -> list[StudyStatus]:
     """Every study in the store, the one that moved last first."""
     out = []
     for experiment in client.search_experiments():

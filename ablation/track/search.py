@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 PAGE = 1000  # MLflow's largest page for search_runs
 
 
+class RunStore(Protocol):
+    """What the read side asks of a store: an MlflowClient, or the light commands'
+    `SqliteReader` (ablation.track.reader), which answers the same calls without MLflow."""
+
+    def get_experiment_by_name(self, name: str) -> Any: ...
+
+    def search_experiments(self) -> Sequence[Any]: ...
+
+    def search_runs(
+        self,
+        experiment_ids: list[str],
+        filter_string: str = "",
+        *,
+        max_results: int = ...,
+        order_by: list[str] | None = None,
+        page_token: str | None = None,
+    ) -> Any: ...
+
+
 def search_runs(
-    client: Any,
+    client: RunStore,
     experiment_ids: Sequence[str],
     filter_string: str,
     *,
@@ -17,7 +36,7 @@ def search_runs(
     limit: int | None = None,
 ) -> Iterator[Any]:
     """The active runs that match (MLflow's default view), in `order_by` order, at most `limit`
-    of them. `client` is an MlflowClient or the light commands' `SqliteReader`."""
+    of them (MLflow `Run`s, or the reader's look-alikes)."""
     token = None
     left = limit
     while left is None or left > 0:

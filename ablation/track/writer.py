@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -27,6 +27,60 @@ from ablation.track.search import search_runs
 
 _MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value
 _VERSIONED_PACKAGES = ("ablation", "torch", "torchvision", "ray", "optuna", "mlflow", "numpy")
+
+
+class StudyMetric(Protocol):
+    """The study's metric: its name and which way it improves."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def mode(self) -> str: ...
+
+
+class LoadedStudy(Protocol):
+    """What the writer reads of a loaded `ablation.study.Study` (a layer above track/)."""
+
+    @property
+    def study(self) -> str: ...
+
+    @property
+    def design(self) -> str: ...
+
+    @property
+    def baseline(self) -> str | None: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def metric(self) -> StudyMetric: ...
+
+    @property
+    def path(self) -> str | None: ...
+
+    @property
+    def source(self) -> bytes | None: ...
+
+
+class PlannedTrial(Protocol):
+    """What the writer records of an `ablation.study.TrialSpec`: one variant run with a seed."""
+
+    @property
+    def trial_id(self) -> str: ...
+
+    @property
+    def variant(self) -> str: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def levels(self) -> Mapping[str, Any]: ...
+
+    @property
+    def config(self) -> Mapping[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -106,7 +160,7 @@ class StudyWriter:
 
     def open_study(
         self,
-        study: Any,
+        study: LoadedStudy,
         plan: StudyPlan,
         *,
         optuna_storage: str | None = None,
@@ -155,7 +209,7 @@ class StudyWriter:
             self.client.log_text(self.parent_run_id, plan.to_json(), names.PLAN_ARTIFACT)
         return self.parent_run_id, resumed
 
-    def _log_study_file(self, study: Any) -> None:
+    def _log_study_file(self, study: LoadedStudy) -> None:
         """The study file's bytes as loaded, under its own name in the study folder."""
         file_name = Path(study.path).name if study.path else f"{study.study}.yaml"
         with tempfile.TemporaryDirectory() as folder:
@@ -169,7 +223,9 @@ class StudyWriter:
         listed = self.client.list_artifacts(self.parent_run_id)
         return any(a.path == names.PLAN_ARTIFACT for a in listed)
 
-    def _study_tags(self, study: Any, digest: str, optuna_storage: str | None) -> dict[str, str]:
+    def _study_tags(
+        self, study: LoadedStudy, digest: str, optuna_storage: str | None
+    ) -> dict[str, str]:
         tags = {
             names.ROLE: names.ROLE_STUDY,
             names.STUDY_HASH: digest,
@@ -239,7 +295,9 @@ class StudyWriter:
                     break
         return found
 
-    def start_trial(self, spec: Any, *, extra_tags: Mapping[str, str] | None = None) -> str:
+    def start_trial(
+        self, spec: PlannedTrial, *, extra_tags: Mapping[str, str] | None = None
+    ) -> str:
         """Create the trial's child run (RUNNING) with its params and tags; returns its id."""
         tags = {
             names.PARENT_RUN_ID: self.parent_run_id,
@@ -299,7 +357,7 @@ class StudyWriter:
         """Delete a stale child run (left RUNNING, KILLED or FAILED by an earlier driver)."""
         self.client.delete_run(run_id)
 
-    def copy_reused(self, spec: Any, source: TrialRun) -> str:
+    def copy_reused(self, spec: PlannedTrial, source: TrialRun) -> str:
         """A FINISHED child run copied from another study's run of the same trial id."""
         run_id = self.start_trial(spec, extra_tags={names.REUSED_FROM: source.run_id})
         metrics: list[Metric] = []

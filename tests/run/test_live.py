@@ -11,36 +11,37 @@ from mlflow.tracking import MlflowClient
 from ablation.commands.run import live_cost_line
 from ablation.dashboard import DASHBOARD_FILE
 from ablation.dashboard.publish import publish_study_report
-from ablation.run.callbacks import Assigned, LiveCallback, LiveRefresh, TrialRecord
+from ablation.run.callbacks import Assigned, LiveDestination, LiveRefresh, TrialEnd, TrialState
 from ablation.run.driver import run_study
 from ablation.study import load_study
 from ablation.track import names
 
 
-def _ended(callback: LiveCallback, status: str = names.STATUS_FINISHED) -> None:
-    callback.finished(TrialRecord(Assigned(spec=None, number=0)), status, None)
+def _ended(live: LiveDestination, status: str = names.STATUS_FINISHED) -> None:
+    live.trial_ended(TrialState(Assigned(spec=None, number=0)), TrialEnd(status, {}, 0))
+    live.settled()  # TrialEvents: once every destination has written the end
 
 
 def test_a_refresh_after_a_finished_trial_at_most_once_per_interval():
     calls: list[float] = []
     gate = threading.Event()
-    callback = LiveCallback({}, LiveRefresh(lambda: calls.append(time.monotonic()), every=0.5))
-    _ended(callback)  # the first finished trial: at once
-    callback.wait()
-    _ended(callback)  # within the interval: later, not now
-    _ended(callback, names.STATUS_KILLED)
-    callback.wait()
+    live = LiveDestination(LiveRefresh(lambda: calls.append(time.monotonic()), every=0.5))
+    _ended(live)  # the first finished trial: at once
+    live.wait()
+    _ended(live)  # within the interval: later, not now
+    _ended(live, names.STATUS_KILLED)
+    live.wait()
     assert len(calls) == 1
-    callback.on_step(0, [])  # Tune's loop before the interval passed: still nothing
-    callback.wait()
+    live.settled()  # Tune's loop before the interval passed: still nothing
+    live.wait()
     assert len(calls) == 1
     gate.wait(0.6)
-    callback.on_step(1, [])  # the interval passed and a trial ended meanwhile: refresh
-    callback.wait()
+    live.settled()  # the interval passed and a trial ended meanwhile: refresh
+    live.wait()
     assert len(calls) == 2 and calls[1] - calls[0] >= 0.5
-    callback.on_step(2, [])  # nothing ended since: nothing to refresh
-    callback.end_running()
-    assert len(calls) == 2 and callback.refresh.count == 2
+    live.settled()  # nothing ended since: nothing to refresh
+    live.close()
+    assert len(calls) == 2 and live.refresh.count == 2
 
 
 def test_the_study_runs_on_when_a_refresh_fails_and_the_page_says_partial(tmp_path):
