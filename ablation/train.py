@@ -12,7 +12,7 @@ none is restated here. `config` is the pydantic-free `TrialSettings`, so this si
 (train, models, attention, data) runs where pydantic, Ray, MLflow and Optuna are absent: the
 GPU check (benchmarks/gpu_check.py) runs it so.
 
-On a GPU (README "Run on a GPU cluster"): `train.precision` autocasts (bf16, or fp16 with a
+On a GPU (docs/gpu.md): `train.precision` autocasts (bf16, or fp16 with a
 GradScaler), `train.channels_last`, `train.compile` (torch.compile; its time is
 `compile_seconds`, apart from the epoch times) and `train.data_placement` (in-memory sets held
 and augmented on the device: ablation/data/device.py). A CUDA out-of-memory error ends the trial
@@ -367,7 +367,7 @@ def _model(model_cfg: ModelSettings, train_cfg: TrainSettings, info: dict[str, A
             num_classes=info["num_classes"],
             in_channels=info["in_channels"],
         )
-        set_cbam_backend(model, train_cfg.cbam_backend)  # README "CBAM backends"
+        set_cbam_backend(model, train_cfg.cbam_backend)  # docs/backends.md
     except ValueError as err:
         raise TrialFailed(f"cannot build the model: {err}") from err
     return model

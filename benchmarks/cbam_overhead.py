@@ -8,8 +8,7 @@ CBAM goes where the project puts it: after the last BN of every residual branch,
 addition (`ablation.models.resnet.insert_attention`). Variants:
 
 - plain:  torchvision ResNet-50 (or the CIFAR ResNet-20), no attention;
-Each project variant is the project's `CBAM` on one `train.cbam_backend` (README "CBAM
-backends"):
+Each project variant is the project's `CBAM` on one `train.cbam_backend` (docs/backends.md):
 
 - fused:  backend "kernels" (what "auto" picks on float32 CPU): `ablation.attention.fast`, on the
           compiled kernels of `ablation.attention.fast.native` (built once, cached; the build

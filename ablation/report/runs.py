@@ -1,7 +1,7 @@
 """The MLflow adapter: a study's parent and child runs as the ``trials`` and ``history`` frames.
 
-Reads only what the runner writes per `ablation.track.names` (docs/architecture.md, "MLflow
-names"): the latest parent run tagged ``ablation.role=study`` in the study's experiment, and
+Reads only what the runner writes per `ablation.track.names` (docs/results.md, "What MLflow
+holds"): the latest parent run tagged ``ablation.role=study`` in the study's experiment, and
 its children by ``mlflow.parentRunId``. Metric histories are fetched concurrently (MLflow has
 no bulk history call in its client; one request per run and metric, overlapped, is what keeps
 a few hundred trials quick against a remote server).

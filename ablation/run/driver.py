@@ -5,7 +5,8 @@
 The driver is the only writer of both stores. `run_study` reads top to bottom: open the stores
 and the parent run (which records the study's plan), find what an earlier run left and what is
 still to run (ablation.run.reconcile), start or join Ray (ablation.run.ray_session), let Tune
-run the rest (ablation.run.tune; one callback per destination in ablation.run.callbacks), and
+run the rest (ablation.run.tune; one Tune callback knows each trial's state and hands it to
+the destinations in ablation.run.callbacks), and
 close the parent run with the run's status.
 """
 
@@ -74,9 +75,15 @@ def run_study(
         if note:
             print(note, file=out)
         return _run_study(
-            study, uri=uri, storage=storage, started=started, address=address,
-            max_concurrent=max_concurrent, out=out, live=live,
-        )  # fmt: skip
+            study,
+            uri=uri,
+            storage=storage,
+            started=started,
+            address=address,
+            max_concurrent=max_concurrent,
+            out=out,
+            live=live,
+        )
 
 
 def _run_study(

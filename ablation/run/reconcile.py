@@ -83,9 +83,10 @@ class StudyTrials:
         variants = [v.name for v in all_variants(self.study)]
         later = seed_trials(self.study, variants, range(seq.start, seq.max))
         finished = {
-            t for t, runs in self.writer.trial_runs().items()
+            t
+            for t, runs in self.writer.trial_runs().items()
             if any(r.status in DONE_STATUSES for r in runs)
-        }  # fmt: skip
+        }
         self._add([s for s in later if s.trial_id in finished])
 
     def _keep_finished_runs(self) -> None:

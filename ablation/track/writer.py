@@ -168,8 +168,8 @@ class StudyWriter:
         """Find (to continue) or create the study's parent run; returns (run id, resumed).
 
         `study`: the loaded Study (its file's bytes become the study artifact); `plan`: what
-        the parent records once as `plan.json` (again when the file changed, or when a parent
-        made by an older version has none).
+        the parent records once as `plan.json` (again when the file changed, or when the parent
+        has none yet).
         """
         name = study.study
         experiment = self.client.get_experiment_by_name(name)

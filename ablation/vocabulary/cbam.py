@@ -6,7 +6,7 @@ and `ablation profile`'s `k=v` words all take their knobs from here. Plain stdli
 training side imports it without pydantic and the schema imports it without torch.
 
 `CBAM_BACKENDS` names the implementations of the same equations that `train.cbam_backend`
-chooses between (see ablation/attention/__init__.py and README "CBAM backends").
+chooses between (see ablation/attention/__init__.py and docs/backends.md).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ GATES = ("channel", "spatial")
 # "official": the official code's ResidualNet init (MLP biases 0, spatial conv kaiming-normal
 # fan-out, spatial BatchNorm scale 0); "pytorch": PyTorch's module defaults.
 INITS = ("official", "pytorch")
-# auto: the measured-fastest backend for the input (README "CBAM backends"); reference: the
+# auto: the measured-fastest backend for the input (docs/backends.md); reference: the
 # paper's composition with plain autograd; fused: one autograd function on stock ops;
 # kernels: fused, with the big passes on the compiled CPU kernels where they serve.
 CBAM_BACKENDS = ("auto", "reference", "fused", "kernels")

@@ -105,8 +105,7 @@ class OptimizerSettings:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """`train:` the schedule, the numerics and where the work runs (README "Run on a GPU
-    cluster")."""
+    """`train:` the schedule, the numerics and where the work runs (docs/gpu.md)."""
 
     epochs: int = key(10, ge=1)
     batch_size: int = key(128, ge=1)
@@ -124,7 +123,7 @@ class TrainSettings:
     compile: bool = False  # torch.compile of the model; its time is logged as compile_seconds
     data_placement: DataPlacement = "auto"
     deterministic: bool = True
-    # Which implementation of CBAM's equations trains (README "CBAM backends"); logged on
+    # Which implementation of CBAM's equations trains (docs/backends.md); logged on
     # every run and part of the trial id, which hashes the sources it may run.
     cbam_backend: CBAMBackend = knobs.DEFAULT_BACKEND
 

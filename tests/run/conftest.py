@@ -62,7 +62,7 @@ def ray_head(tmp_path_factory):
         str(free_port()),
     )
     try:
-        # The clients get the token alone, as the README says: no RAY_AUTH_MODE.
+        # The clients get the token alone, as docs/commands.md says: no RAY_AUTH_MODE.
         client_env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
         yield {
             "gcs": f"127.0.0.1:{gcs}",

@@ -46,9 +46,11 @@ def test_a_refresh_after_a_finished_trial_at_most_once_per_interval():
 
 def test_the_study_runs_on_when_a_refresh_fails_and_the_page_says_partial(tmp_path):
     path = write_study(
-        tmp_path, "live", seeds=[0],
+        tmp_path,
+        "live",
+        seeds=[0],
         resources={"cpus_per_trial": 1, "max_concurrent": 1, "max_retries": 0},
-    )  # fmt: skip
+    )
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     pages: list[str] = []
     calls = 0

@@ -69,8 +69,10 @@ def test_sampler_chooses_distinct_variants_each_run_on_every_seed_once(tmp_path,
     if sampler == "grid":  # the space in order, each point once
         assert list(by_variant) == [
             "kernel_size=7,reduction=16",  # the baseline, then the space in order
-            "kernel_size=3,reduction=8", "kernel_size=3,reduction=16", "kernel_size=7,reduction=8",
-        ]  # fmt: skip
+            "kernel_size=3,reduction=8",
+            "kernel_size=3,reduction=16",
+            "kernel_size=7,reduction=8",
+        ]
 
 
 def test_a_second_driver_sees_the_first_ones_sampled_variants(tmp_path):

@@ -63,8 +63,11 @@ def test_plan_records_decision_and_sequential_seeds_and_later_seeds_map_to_trial
     later = seed_trials(study, [SAME, BASELINE], [3, 4])
     # Seed by seed, baseline first (the order of expand); ids are those of the same trials.
     assert [(t.variant, t.seed) for t in later] == [
-        (BASELINE, 3), (SAME, 3), (BASELINE, 4), (SAME, 4)
-    ]  # fmt: skip
+        (BASELINE, 3),
+        (SAME, 3),
+        (BASELINE, 4),
+        (SAME, 4),
+    ]
     names_ = [v.name for v in all_variants(study)]
     assert len({t.trial_id for t in seed_trials(study, names_, range(MAX))}) == 3 * MAX
     try:

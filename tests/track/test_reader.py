@@ -29,8 +29,17 @@ def store(fresh_mlflow_uri, synthetic_study_frames, log_synthetic_study):
 def _plain(run) -> tuple:
     i, d = run.info, run.data
     metrics = {k: (None if math.isnan(v) else v) for k, v in d.metrics.items()}
-    return (i.run_id, i.run_name, i.status, i.start_time, i.end_time, str(i.experiment_id),
-            d.tags, d.params, metrics)  # fmt: skip
+    return (
+        i.run_id,
+        i.run_name,
+        i.status,
+        i.start_time,
+        i.end_time,
+        str(i.experiment_id),
+        d.tags,
+        d.params,
+        metrics,
+    )
 
 
 def test_runs_tags_params_metrics_and_histories_match_mlflow(store):

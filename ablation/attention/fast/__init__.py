@@ -96,8 +96,8 @@ def resolve_backend(backend: str, f: Tensor, module: CBAM) -> str:
 
     "auto" is what benchmarks/README.md measured faster than the reference: the kernels
     where they serve (float32 CPU input, avg/max channel pools, kernels built); the reference
-    everywhere else (CUDA included: there the fused path is stock ops, see README "CBAM
-    backends"). "kernels" where they do not serve runs the fused path on stock ops.
+    everywhere else (CUDA included: there the fused path is stock ops, see
+    docs/backends.md). "kernels" where they do not serve runs the fused path on stock ops.
     """
     if backend != "auto":
         return backend
