@@ -204,15 +204,10 @@ def train_trial(
         )
 
     # -- resume ----------------------------------------------------------------------------
+    parts = {"model": model, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
     start_epoch, train_seconds, metrics = 1, 0.0, {}
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        scheduler.load_state_dict(resume["scheduler"])
-        scaler.load_state_dict(resume["scaler"])
-        _set_rng_state(resume["rng"], shuffle_rng, numerics.on_cuda)
-        if isinstance(train_loader, DeviceBatches):
-            train_loader.set_rng_state(resume["rng"].get("augment"))
+        _restore(resume, parts, shuffle_rng, train_loader, numerics)
         start_epoch = resume["epoch"] + 1
         train_seconds, metrics = resume["train_seconds"], dict(resume["metrics"])
     train_seconds += compile_seconds
@@ -255,16 +250,9 @@ def train_trial(
             "epoch_seconds": epoch_seconds,
             "images_per_second": seen / train_phase,
         }
-        state = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "epoch": epoch,
-            "train_seconds": train_seconds,
-            "metrics": metrics,
-            "rng": _rng_state(shuffle_rng, numerics.on_cuda),
-        }
+        state = {name: part.state_dict() for name, part in parts.items()}
+        state.update(epoch=epoch, train_seconds=train_seconds, metrics=metrics)
+        state["rng"] = _rng_state(shuffle_rng, numerics.on_cuda)
         if isinstance(train_loader, DeviceBatches):
             state["rng"]["augment"] = train_loader.rng_state()
         report({**metrics, "state": state})
@@ -280,6 +268,21 @@ def train_trial(
         "compile_seconds": compile_seconds,
         "epochs_completed": epochs,
     }
+
+
+def _restore(
+    resume: dict,
+    parts: dict[str, Any],
+    shuffle_rng: torch.Generator,
+    train_loader: Any,
+    numerics: _Numerics,
+) -> None:
+    """Load a checkpointed epoch's state (`resume`) into the trial's parts and generators."""
+    for name, part in parts.items():
+        part.load_state_dict(resume[name])
+    _set_rng_state(resume["rng"], shuffle_rng, numerics.on_cuda)
+    if isinstance(train_loader, DeviceBatches):
+        train_loader.set_rng_state(resume["rng"].get("augment"))
 
 
 def _set_up(train_cfg: TrainSettings, seed: int, device: str | None) -> _Numerics:
