@@ -13,12 +13,12 @@ from __future__ import annotations
 import tempfile
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import jinja2
 
 from ablation.report import figures, tables
 from ablation.report.export import html_table
+from ablation.report.runs import StudyRuns
 from ablation.report.summary import Summary
 from ablation.track import names
 from ablation.vocabulary.direction import Direction
@@ -66,7 +66,7 @@ def _trial_rows(summary: Summary) -> list[dict]:
     return rows
 
 
-def dashboard_context(summary: Summary, runs: Any = None) -> dict:
+def dashboard_context(summary: Summary, runs: StudyRuns | None = None) -> dict:
     """Everything the template shows, as plain values."""
     v = summary.variants
     counts = {
@@ -121,7 +121,7 @@ def dashboard_context(summary: Summary, runs: Any = None) -> dict:
     }
 
 
-def render_dashboard(summary: Summary, runs: Any = None) -> str:
+def render_dashboard(summary: Summary, runs: StudyRuns | None = None) -> str:
     """The dashboard page as one self-contained HTML string."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("ablation.dashboard", TEMPLATES),
@@ -140,7 +140,7 @@ def render_dashboard(summary: Summary, runs: Any = None) -> str:
     return env.get_template(TEMPLATE).render(**context, **assets)
 
 
-def write_dashboard(summary: Summary, runs: Any, output_dir: str | Path) -> Path:
+def write_dashboard(summary: Summary, runs: StudyRuns | None, output_dir: str | Path) -> Path:
     path = Path(output_dir) / DASHBOARD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_dashboard(summary, runs), encoding="utf-8")

@@ -8,8 +8,6 @@ trials) are pooled into one sd; the plan itself (`ablation.study.plan.power_plan
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 
@@ -19,6 +17,7 @@ from ablation.report.variants import trial_values
 from ablation.study.plan import PairedSd
 from ablation.track import names
 from ablation.track.reader import open_client
+from ablation.track.search import RunStore
 
 
 def earlier_paired_sd(
@@ -70,7 +69,7 @@ def earlier_paired_sd(
     return by_data or own
 
 
-def _same_data(client: Any, trials: pd.DataFrame, dataset: str, backbone: str) -> bool:
+def _same_data(client: RunStore, trials: pd.DataFrame, dataset: str, backbone: str) -> bool:
     run_id = trials["run_id"].iloc[0]
     params = client.get_run(run_id).data.params
     return params.get("dataset.name") == dataset and params.get("model.backbone") == backbone

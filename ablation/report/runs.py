@@ -25,7 +25,7 @@ from ablation.study.design import level_label
 from ablation.track import names
 from ablation.track.plan import StudyPlan
 from ablation.track.reader import open_client
-from ablation.track.search import search_runs
+from ablation.track.search import RunStore, search_runs
 
 _HISTORY_WORKERS = 8
 
@@ -94,13 +94,13 @@ def _tag_level(tag: str) -> Any:
         return tag
 
 
-def _search(client: Any, experiment_id: str, filter_string: str) -> Iterator[Any]:
+def _search(client: RunStore, experiment_id: str, filter_string: str) -> Iterator[Any]:
     return search_runs(
         client, [experiment_id], filter_string, order_by=["attributes.start_time ASC"]
     )
 
 
-def find_parent(client: Any, study_name: str) -> Any:
+def find_parent(client: RunStore, study_name: str) -> Any:
     """The study's latest parent run."""
     experiment = client.get_experiment_by_name(study_name)
     if experiment is None or experiment.lifecycle_stage == "deleted":
@@ -146,7 +146,7 @@ def _trial_row(run: Any) -> dict[str, Any]:
     return row
 
 
-def _histories(client: Any, runs: list[Any], trial_of: dict[str, dict]) -> pd.DataFrame:
+def _histories(client: RunStore, runs: list[Any], trial_of: dict[str, dict]) -> pd.DataFrame:
     if hasattr(client, "metric_histories"):  # the SQLite reader: one query for them all
         found = client.metric_histories([r.info.run_id for r in runs], list(names.EPOCH_METRICS))
         points = [
@@ -200,7 +200,7 @@ def _quiet_downloads() -> Iterator[None]:
             os.environ[key] = before
 
 
-def _study_plan(client: Any, parent: Any) -> tuple[StudyPlan | None, list[str]]:
+def _study_plan(client: RunStore, parent: Any) -> tuple[StudyPlan | None, list[str]]:
     """The plan the driver recorded on the parent run (`plan.json`), and the notes.
 
     Best effort (the report stands without it: levels then sort naturally, and the metric is

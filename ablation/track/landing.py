@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ablation.track import names
-from ablation.track.search import search_runs
+from ablation.track.search import RunStore, search_runs
 
 EXPERIMENT_KIND = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"  # MLflow's ExperimentKind for training runs
@@ -40,7 +40,7 @@ class StudyLinks:
         return out
 
 
-def view_state(client: Any, experiment_id: str, parent: Any | None) -> dict[str, Any]:
+def view_state(client: RunStore, experiment_id: str, parent: Any | None) -> dict[str, Any]:
     """The runs table's view: study metric, factor tags and variant as columns, trials grouped
     by variant, newest first (MLflow's shared view-state format)."""
     columns = []
@@ -66,7 +66,7 @@ def view_state(client: Any, experiment_id: str, parent: Any | None) -> dict[str,
     }
 
 
-def _latest_parent(client: Any, experiment_id: str) -> Any | None:
+def _latest_parent(client: RunStore, experiment_id: str) -> Any | None:
     found = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{names.ROLE}` = '{names.ROLE_STUDY}'",
@@ -103,7 +103,7 @@ def prepare_landing(client: Any, study: str, ui_url: str) -> StudyLinks | None:
     return StudyLinks(study, runs, dashboard)
 
 
-def study_names(client: Any) -> list[str]:
+def study_names(client: RunStore) -> list[str]:
     """The experiments of the store that hold a study's parent run."""
     out = []
     for experiment in client.search_experiments():

@@ -6,12 +6,12 @@ import html
 import io
 import re
 from pathlib import Path
-from typing import Any
 
 from matplotlib.figure import Figure
 
 from ablation.report.figures.catalogue import charts
 from ablation.report.figures.style import style
+from ablation.report.runs import StudyRuns
 from ablation.report.summary import Summary
 
 
@@ -56,7 +56,7 @@ def svg_text(fig: Figure, name: str | None = None, label: str = "") -> str:
     return new_root + text[len(root) :].rstrip() + "\n"
 
 
-def write_figures(summary: Summary, runs: Any, out_dir: str | Path) -> list[Path]:
+def write_figures(summary: Summary, runs: StudyRuns | None, out_dir: str | Path) -> list[Path]:
     """``<name>.pdf`` and ``<name>.svg`` of every figure (`charts`) into ``out_dir``.
 
     The files carry the study and, where ``runs`` (a `StudyRuns`) is given, the MLflow parent
