@@ -7,6 +7,7 @@ circle from Python, not from a reader.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import ablation
@@ -120,3 +121,30 @@ def test_the_checks_find_an_upward_import_and_a_circle(tmp_path):
     }
     assert upward_imports(graph) == ["ablation.report.x imports ablation.cli"]
     assert circles_in(graph) == ["ablation.study.y -> ablation.study.z -> ablation.study.y"]
+
+
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
+
+
+def documented_layers() -> list[tuple[str, ...]]:
+    """The parts of each row of docs/architecture.md's layer table, top to bottom."""
+    rows = []
+    for line in ARCHITECTURE.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 3 and cells[0].isdigit():
+            rows.append(tuple(re.findall(r"`([a-z_]+)(?:/|\.py)`", cells[1])))
+    return rows
+
+
+def test_the_architecture_map_is_the_layer_list():
+    assert documented_layers() == list(LAYERS)
+
+
+def test_the_architecture_map_names_every_module():
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    unnamed = sorted(
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if p.stem != "__init__" and f"`{p.name}`" not in text and f"{p.stem}.py" not in text
+    )
+    assert not unnamed, f"docs/architecture.md does not name {unnamed}"
