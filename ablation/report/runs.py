@@ -26,6 +26,7 @@ from ablation.track import names
 from ablation.track.plan import StudyPlan
 from ablation.track.reader import open_client
 from ablation.track.search import RunStore, search_runs
+from ablation.vocabulary.direction import Direction
 
 _HISTORY_WORKERS = 8
 
@@ -254,7 +255,7 @@ def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
         study=study_name,
         baseline=tags.get(names.BASELINE) or None,
         metric=tags.get(names.METRIC) or "val_top1_error",
-        metric_mode=tags.get(names.METRIC_MODE) or "min",
+        metric_mode=tags.get(names.METRIC_MODE) or Direction.MIN,
         design=tags.get(names.DESIGN),
         factors=[c[len(names.FACTOR_PREFIX) :] for c in factor_cols],
         optuna_storage=tags.get(names.OPTUNA_STORAGE),

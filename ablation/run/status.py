@@ -14,6 +14,7 @@ from typing import Any
 from ablation.run.progress import best_variant
 from ablation.track import names
 from ablation.track.search import RunStore, search_runs
+from ablation.vocabulary.direction import Direction
 
 _OK = (names.STATUS_FINISHED, names.STATUS_STOPPED)
 
@@ -25,7 +26,7 @@ class StudyStatus:
     total: int | None  # trials the study has (None when unknown, e.g. before a first run)
     counts: Counter = field(default_factory=Counter)  # ablation.status -> trials
     metric: str = ""
-    mode: str = "min"
+    mode: str = Direction.MIN
     variants: dict[str, list[float]] = field(default_factory=dict)  # variant -> metric per seed
     last_activity: float | None = None  # epoch seconds: the latest start or end of its runs
 
@@ -115,7 +116,7 @@ def study_status(client: RunStore, study: str) -> StudyStatus | None:
         run_status=parent.info.status,
         total=int(total) if total else None,
         metric=tags.get(names.METRIC, "val_top1_error"),
-        mode=tags.get(names.METRIC_MODE, "min"),
+        mode=tags.get(names.METRIC_MODE, Direction.MIN),
     )
     children = f"tags.`{names.PARENT_RUN_ID}` = '{parent.info.run_id}'"
     status.last_activity = _latest(parent)
