@@ -35,7 +35,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 
 import numpy as np
 import torch
@@ -119,16 +119,19 @@ class _Numerics:
         return images, labels.to(self.device, non_blocking=True)
 
 
-def _fails_on_cuda_oom(train: Callable[..., dict]) -> Callable[..., dict]:
+P = ParamSpec("P")
+
+
+def _fails_on_cuda_oom(train: Callable[P, dict]) -> Callable[P, dict]:
     """`train`, with a CUDA out-of-memory error turned into `TrialFailed` after the memory is
     released, so the worker takes the next trial instead of hanging on a full GPU."""
 
     @functools.wraps(train)
-    def guarded(*args: Any, device: str | None = None, **kwargs: Any) -> dict:
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> dict:
         try:
-            return train(*args, device=device, **kwargs)
+            return train(*args, **kwargs)
         except torch.cuda.OutOfMemoryError as err:
-            message = _oom_message(err, device)
+            message = _oom_message(err, kwargs.get("device"))
         # Outside the except block the error's traceback, whose frames hold the trial's
         # tensors, is gone: only now can the cached memory go back to the GPU.
         gc.collect()

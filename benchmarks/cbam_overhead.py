@@ -16,7 +16,7 @@ Each project variant is the project's `CBAM` on one `train.cbam_backend` (docs/b
           whole forward is one kernel call, written over the BN's output in the models;
 - passes: (not run by default) fused with inference on the per-pass kernels instead;
 - stock:  backend "fused": the same fused path on stock PyTorch ops only (no compiler needed);
-- eager:  backend "reference": the module's `reference_forward`, the paper's composition with
+- eager:  backend "reference": `CBAM.forward`, the paper's composition with
           plain autograd (the default of a CBAM module, and what "auto" runs elsewhere);
 - timm:   `timm.layers.CbamModule` (benchmark-only extra `bench`).
 

@@ -337,7 +337,7 @@ def test_cuda_oom_raised_by_a_stub_fails_the_trial_saying_to_raise_gpus_per_tria
     import ablation.train as train
 
     monkeypatch.setattr(train, "build_model", lambda *a, **k: StubOOMModel())
-    monkeypatch.setattr(train, "set_cbam_backend", lambda *a: 0)
+    monkeypatch.setattr(train, "set_cbam_backend", lambda model, backend: model)
     monkeypatch.setattr(train, "_memory_share", 0.25)
     reports = []
     started = time.perf_counter()

@@ -64,7 +64,7 @@ def main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue the study with: {_resume_command(args)}")
         return 1
-    _finish(args, uri, result, live)
+    _finish(args, result, live)
     return result.exit_code
 
 
@@ -122,10 +122,9 @@ def _resume_command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
-def _finish(
-    args: argparse.Namespace, uri: str, result: RunResult, live: LiveRefresh | None = None
-) -> None:
+def _finish(args: argparse.Namespace, result: RunResult, live: LiveRefresh | None = None) -> None:
     """The closing lines: counts, the summary table, how to look at it, how to resume."""
+    uri = result.tracking_uri
     c = result.count
     print(
         f"{result.study}: {c(names.STATUS_FINISHED)} finished, {c(names.STATUS_STOPPED)} "

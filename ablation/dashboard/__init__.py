@@ -21,7 +21,6 @@ from ablation.report.export import html_table
 from ablation.report.runs import StudyRuns
 from ablation.report.summary import Summary
 from ablation.track import names
-from ablation.vocabulary.direction import Direction
 
 DASHBOARD_FILE = names.DASHBOARD_ARTIFACT
 TEMPLATE = "study.html.j2"
@@ -93,8 +92,7 @@ def dashboard_context(summary: Summary, runs: StudyRuns | None = None) -> dict:
         "study": summary.study,
         "metric": summary.metric,
         "metric_label": tables.metric_label(summary.metric),
-        "mode": summary.mode,
-        "direction": Direction.of(summary.mode).phrase,
+        "direction": summary.mode.phrase,
         "baseline": summary.baseline,
         "design": (parent.design if parent else None) or "",
         "parent_run_id": parent.run_id if parent else "",

@@ -68,7 +68,7 @@ def partial_publisher(tracking_uri: str, study_name: str) -> Callable[[], str]:
 def partial_line(statuses: Iterable[str]) -> str:
     """The banner: `partial: as of TIME UTC, N finished, N running, N failed trials; ...`."""
     statuses = list(statuses)
-    done = sum(s in (names.STATUS_FINISHED, names.STATUS_STOPPED) for s in statuses)
+    done = sum(s in names.DONE_STATUSES for s in statuses)
     running = sum(s == names.STATUS_RUNNING for s in statuses)
     failed = sum(s == names.STATUS_FAILED for s in statuses)
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())

@@ -46,7 +46,6 @@ from pandas.io.formats.style_render import _escape_latex
 
 from ablation.report import tables
 from ablation.report.summary import Summary
-from ablation.vocabulary.direction import Direction
 
 FORMATS = ("md", "csv", "latex", "html", "json", "parquet")
 EXTENSIONS = {
@@ -98,7 +97,7 @@ def write_all(summary: Summary, directory: str | Path, stem: str = "report") -> 
 
 
 def to_markdown(summary: Summary) -> str:
-    direction = Direction.of(summary.mode)
+    direction = summary.mode
     out = [
         f"# Ablation summary: {summary.study}",
         "",

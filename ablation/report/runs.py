@@ -44,7 +44,7 @@ class ParentRun:
     study: str
     baseline: str | None
     metric: str
-    metric_mode: str
+    metric_mode: Direction
     design: str | None
     factors: list[str]  # the factor keys the trials' tags carry
     optuna_storage: str | None
@@ -249,13 +249,14 @@ def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
         order = trials["variant"].map(rank).fillna(len(rank))
         trials = trials.assign(_order=order).sort_values(["_order", "seed"], kind="stable")
         trials = trials.drop(columns="_order").reset_index(drop=True)
+    metric, mode = names.study_metric(tags)
     parent_run = ParentRun(
         run_id=parent.info.run_id,
         experiment_id=exp_id,
         study=study_name,
         baseline=tags.get(names.BASELINE) or None,
-        metric=tags.get(names.METRIC) or "val_top1_error",
-        metric_mode=tags.get(names.METRIC_MODE) or Direction.MIN,
+        metric=metric,
+        metric_mode=mode,
         design=tags.get(names.DESIGN),
         factors=[c[len(names.FACTOR_PREFIX) :] for c in factor_cols],
         optuna_storage=tags.get(names.OPTUNA_STORAGE),

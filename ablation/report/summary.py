@@ -36,7 +36,7 @@ class Summary:
 
     study: str
     metric: str
-    mode: str
+    mode: Direction
     baseline: str | None
     epoch: int | None
     alpha: float
@@ -122,7 +122,7 @@ def summarize(
     return Summary(
         study=study,
         metric=metric,
-        mode=str(mode),
+        mode=mode,
         baseline=baseline,
         epoch=epoch,
         alpha=alpha,

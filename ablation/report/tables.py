@@ -16,7 +16,6 @@ import pandas as pd
 from ablation.report.summary import Summary
 from ablation.stats.intervals import BOOTSTRAP_MIN_N
 from ablation.vocabulary import metrics
-from ablation.vocabulary.direction import Direction
 
 PM = "±"  # the exporters swap this for their own notation (LaTeX: $\pm$)
 
@@ -318,7 +317,7 @@ def trials_display(summary: Summary, *, only_unfinished: bool = False) -> pd.Dat
 def sections(summary: Summary) -> list[Section]:
     """The report's tables in reading order (empty ones left out)."""
     m = metric_label(summary.metric)
-    direction = Direction.of(summary.mode).phrase
+    direction = summary.mode.phrase
     out = [
         Section("paper", "Summary", paper_table(summary), paper_caption(summary)),
         Section(

@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_DONE = (names.STATUS_FINISHED, names.STATUS_STOPPED)
-
 
 @dataclass(frozen=True)
 class Assigned:
@@ -299,7 +297,7 @@ class ProgressDestination(Destination):
             self.progress.finish(
                 spec.trial_id,
                 spec.variant,
-                end.metrics.get(self.metric) if status in _DONE else None,
+                end.metrics.get(self.metric) if status in names.DONE_STATUSES else None,
                 seconds=seconds,
                 failed=status == names.STATUS_FAILED,
             )

@@ -61,8 +61,7 @@ def run_study(
     """
     started = time.monotonic()
     out = out or sys.stdout
-    # `ablation run` passes the store it worked out; a library caller may leave it to the study.
-    uri = tracking_uri or stores.tracking_uri(None, study.tracking.uri)
+    uri = stores.tracking_uri(tracking_uri, study.tracking.uri)
     storage, note = stores.optuna_storage(uri, optuna_storage, study.search.storage)
     stores.check_writable(uri, storage)
     with StudyLease(storage, study.study) as lease:

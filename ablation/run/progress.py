@@ -94,7 +94,9 @@ class Progress:
         return " | ".join(parts)
 
 
-def best_variant(values: Mapping[str, list[float]], mode: str) -> tuple[str, float, int] | None:
+def best_variant(
+    values: Mapping[str, list[float]], mode: str | Direction
+) -> tuple[str, float, int] | None:
     """(variant, mean metric over its seeds, n seeds) of the best variant, or None for none."""
     if not values:
         return None

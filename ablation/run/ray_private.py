@@ -63,9 +63,9 @@ def ask_gcs(address: str, timeout_ms: int) -> None:
     """
     try:
         from ray._raylet import InnerGcsClient
-    except ImportError:
+    except ImportError as err:
         if written_for():
-            raise
+            raise _moved("ray._raylet.InnerGcsClient", err) from None
         return
     InnerGcsClient.standalone(address, None, timeout_ms)
 

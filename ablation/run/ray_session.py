@@ -105,7 +105,7 @@ def _gcs_takes_the_token(address: str | None) -> None:
         return
     try:
         ray_private.ask_gcs(f"{host}:{port}", 2000)
-    except AuthenticationError:
+    except (AuthenticationError, ray_private.RayInternalsMoved):
         raise
     except Exception:  # not a GCS, or one too slow to answer: left to ray.init
         return

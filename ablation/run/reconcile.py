@@ -27,8 +27,6 @@ from ablation.study import (
 from ablation.track import names
 from ablation.track.writer import StudyWriter, TrialRun
 
-DONE_STATUSES = (names.STATUS_FINISHED, names.STATUS_STOPPED)
-
 
 class StudyTrials:
     """Which trials the study has, which are done, which still have to run."""
@@ -85,14 +83,14 @@ class StudyTrials:
         finished = {
             t
             for t, runs in self.writer.trial_runs().items()
-            if any(r.status in DONE_STATUSES for r in runs)
+            if any(r.status in names.DONE_STATUSES for r in runs)
         }
         self._add([s for s in later if s.trial_id in finished])
 
     def _keep_finished_runs(self) -> None:
         """This study's child runs: keep the finished, delete the stale (their trials rerun)."""
         for trial_id, runs in self.writer.trial_runs().items():
-            finished = [r for r in runs if r.status in DONE_STATUSES]
+            finished = [r for r in runs if r.status in names.DONE_STATUSES]
             for run in runs:
                 if not finished or run is not finished[0]:
                     self.writer.discard(run.run_id)

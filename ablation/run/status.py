@@ -16,8 +16,6 @@ from ablation.track import names
 from ablation.track.search import RunStore, search_runs
 from ablation.vocabulary.direction import Direction
 
-_OK = (names.STATUS_FINISHED, names.STATUS_STOPPED)
-
 
 @dataclass
 class StudyStatus:
@@ -26,13 +24,13 @@ class StudyStatus:
     total: int | None  # trials the study has (None when unknown, e.g. before a first run)
     counts: Counter = field(default_factory=Counter)  # ablation.status -> trials
     metric: str = ""
-    mode: str = Direction.MIN
+    mode: Direction = Direction.MIN
     variants: dict[str, list[float]] = field(default_factory=dict)  # variant -> metric per seed
     last_activity: float | None = None  # epoch seconds: the latest start or end of its runs
 
     @property
     def done(self) -> int:
-        return sum(self.counts[s] for s in _OK)
+        return sum(self.counts[s] for s in names.DONE_STATUSES)
 
     @property
     def running(self) -> int:
@@ -111,12 +109,13 @@ def study_status(client: RunStore, study: str) -> StudyStatus | None:
     parent = parents[0]
     tags = parent.data.tags
     total = tags.get(names.TRIALS_TOTAL)
+    metric, mode = names.study_metric(tags)
     status = StudyStatus(
         study=study,
         run_status=parent.info.status,
         total=int(total) if total else None,
-        metric=tags.get(names.METRIC, "val_top1_error"),
-        mode=tags.get(names.METRIC_MODE, Direction.MIN),
+        metric=metric,
+        mode=mode,
     )
     children = f"tags.`{names.PARENT_RUN_ID}` = '{parent.info.run_id}'"
     status.last_activity = _latest(parent)
@@ -125,7 +124,7 @@ def study_status(client: RunStore, study: str) -> StudyStatus | None:
         state = run.data.tags.get(names.STATUS, names.STATUS_RUNNING)
         status.counts[state] += 1
         value = run.data.metrics.get(status.metric)
-        if state in _OK and value is not None:
+        if state in names.DONE_STATUSES and value is not None:
             variant = run.data.tags.get(names.VARIANT, "?")
             status.variants.setdefault(variant, []).append(value)
     return status

@@ -12,18 +12,25 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ablation.study.design import (
+    DesignError,
+    base_variant,
+    design_variants,
+    fractional_design,
+    named_variants,
+)
 from ablation.study.document import Loc
 from ablation.study.problems import Problems, error_message, key_path
 from ablation.study.schema import (
     Study,
     TrialConfig,
-    _suggest,
     apply_overrides,
     config_problems,
     get_path,
     path_problem,
+    suggest,
 )
-from ablation.study.trials import canonical_json
+from ablation.study.trials import canonical_json, resolve_config
 from ablation.vocabulary.metrics import COMPARABLE_EPOCH
 
 VARIANT_KEYS = ("name", "description")
@@ -155,7 +162,7 @@ def _check_variants(variants: list[Any], base: dict[str, Any] | None, problems: 
             if not isinstance(key, str) or "." not in key:
                 problems.add(
                     at + (key,),
-                    f"unknown key{_suggest(str(key), VARIANT_KEYS)}; a variant has name, "
+                    f"unknown key{suggest(str(key), VARIANT_KEYS)}; a variant has name, "
                     "description and dotted keys into the configuration (e.g. model.attention)",
                 )
                 continue
@@ -188,8 +195,6 @@ def _check_design(study: Study, problems: Problems) -> None:
         if not study.factors:
             problems.add(("design",), "design fractional needs two-level factors")
         else:
-            from ablation.study.design import DesignError, fractional_design
-
             try:
                 fractional_design(study)
             except DesignError as exc:
@@ -239,8 +244,6 @@ def _check_decision(study: Study, problems: Problems) -> None:
 
 def _check_variant_set(study: Study, problems: Problems) -> None:
     """Names and configurations distinct across design and named variants; baseline known."""
-    from ablation.study.design import base_variant, design_variants, named_variants
-    from ablation.study.trials import resolve_config
 
     designed, named = design_variants(study), named_variants(study)
     design_names = {v.name for v in designed}
@@ -271,7 +274,7 @@ def _check_variant_set(study: Study, problems: Problems) -> None:
             problems.add(
                 ("baseline",),
                 f"{study.baseline!r} is not a variant of this study"
-                f"{_suggest(study.baseline, names)}; variants: {shown}",
+                f"{suggest(study.baseline, names)}; variants: {shown}",
             )
         return
     base_variants = [v.name for v in designed + named if v.is_base]

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ablation.study.document import Document, Loc
-from ablation.study.schema import Study, _suggest, submodel
+from ablation.study.schema import Study, submodel, suggest
 
 
 @dataclass(frozen=True)
@@ -64,16 +64,12 @@ class Problems:
                 return self.doc.lines[loc[:n]]
         return self.doc.root_line
 
-    def add_validation(
-        self, exc: ValidationError, prefix: Loc = (), model: type[BaseModel] = Study
-    ) -> None:
-        """Record each of pydantic's errors (locations relative to `prefix` in `model`)."""
+    def add_validation(self, exc: ValidationError) -> None:
+        """Record each of pydantic's errors on the study file."""
         for err in exc.errors():
-            loc = _without_union_tag(prefix + tuple(err["loc"]), err)
-            if loc is None:
-                continue
-            err = {**err, "loc": loc[len(prefix) :]}
-            self.add(loc, error_message(err, model))
+            loc = _without_union_tag(tuple(err["loc"]), err)
+            if loc is not None:
+                self.add(loc, error_message({**err, "loc": loc}, Study))
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -99,14 +95,14 @@ def error_message(err: dict[str, Any], model: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         known = _fields_at(model, loc[:-1])
         name = str(loc[-1])
-        return f"unknown key{_suggest(name, known)}; known here: {', '.join(known)}"
+        return f"unknown key{suggest(name, known)}; known here: {', '.join(known)}"
     if kind == "missing":
         return "required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
     value = err.get("input")
     if kind == "literal_error" and isinstance(value, str):
         allowed = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
-        return f"{msg}; got {value!r}{_suggest(value, allowed)}"
+        return f"{msg}; got {value!r}{suggest(value, allowed)}"
     if kind != "value_error" and not isinstance(value, dict | list):
         return f"{msg}; got {value!r}"
     return msg

@@ -182,7 +182,7 @@ class ModelConfig(_section(ModelSettings, cbam=CBAMConfig)):  # type: ignore[mis
     def _known(cls, v: str) -> str:
         if v not in BACKBONES:
             raise ValueError(
-                f"unknown backbone {v!r}{_suggest(v, BACKBONES)}; known: {', '.join(BACKBONES)}"
+                f"unknown backbone {v!r}{suggest(v, BACKBONES)}; known: {', '.join(BACKBONES)}"
             )
         return v
 
@@ -370,7 +370,8 @@ class Study(_Model):
 # -- dotted paths --------------------------------------------------------------------------
 
 
-def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
+def suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    """The hint ``(did you mean X?)`` for the choice closest to `word`; empty if none is."""
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -390,7 +391,7 @@ def path_problem(path: str) -> str | None:
     if parts[0] not in VARIABLE_SECTIONS:
         if parts[0] == "metric":
             return "the metric is the same for every variant; factors and variants cannot change it"
-        hint = _suggest(parts[0], VARIABLE_SECTIONS)
+        hint = suggest(parts[0], VARIABLE_SECTIONS)
         return f"unknown section {parts[0]!r}{hint}; sections: {', '.join(VARIABLE_SECTIONS)}"
     model: type[BaseModel] | None = TrialConfig
     for depth, part in enumerate(parts):
@@ -399,7 +400,7 @@ def path_problem(path: str) -> str | None:
         fields = model.model_fields
         if part not in fields:
             where = ".".join(parts[:depth])
-            hint = _suggest(part, list(fields))
+            hint = suggest(part, list(fields))
             return f"unknown key {part!r} in {where}{hint}; known: {', '.join(fields)}"
         model = submodel(fields[part].annotation)
     return None

@@ -14,10 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ablation.track import names
 from ablation.track.search import RunStore, search_runs
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 EXPERIMENT_KIND = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"  # MLflow's ExperimentKind for training runs
@@ -45,7 +48,7 @@ def view_state(client: RunStore, experiment_id: str, parent: Any | None) -> dict
     by variant, newest first (MLflow's shared view-state format)."""
     columns = []
     if parent is not None:
-        metric = parent.data.tags.get(names.METRIC, "val_top1_error")
+        metric, _ = names.study_metric(parent.data.tags)
         columns.append(f"metrics.`{metric}`")
         children = f"tags.`{names.PARENT_RUN_ID}` = '{parent.info.run_id}'"
         factors = set()
@@ -76,7 +79,7 @@ def _latest_parent(client: RunStore, experiment_id: str) -> Any | None:
     return found[0] if found else None
 
 
-def prepare_landing(client: Any, study: str, ui_url: str) -> StudyLinks | None:
+def prepare_landing(client: MlflowClient, study: str, ui_url: str) -> StudyLinks | None:
     """Mark the study's experiment as model training, store its runs-table view, and return
     the links into `ui_url` (e.g. http://127.0.0.1:5000); None when the study is not there."""
     experiment = client.get_experiment_by_name(study)

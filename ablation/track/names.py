@@ -1,6 +1,9 @@
 """The MLflow names the runner writes and the reporter reads: the single source of both."""
 
+from collections.abc import Mapping
+
 from ablation.vocabulary import metrics
+from ablation.vocabulary.direction import Direction
 
 ROLE = "ablation.role"
 ROLE_STUDY = "study"
@@ -37,10 +40,19 @@ STATUS_STOPPED = "STOPPED"
 STATUS_FAILED = "FAILED"
 STATUS_RUNNING = "RUNNING"
 STATUS_KILLED = "KILLED"  # interrupted (Ctrl-C); rerun when the study is run again
+# A trial that is done: it trained to the end, or the scheduler (ASHA) stopped it early.
+DONE_STATUSES = (STATUS_FINISHED, STATUS_STOPPED)
 
 # The metric names themselves: ablation/vocabulary/metrics.py.
 EPOCH_METRICS = metrics.EPOCH_METRICS
 FINAL_METRICS = metrics.FINAL_METRICS
+
+
+def study_metric(tags: Mapping[str, str]) -> tuple[str, Direction]:
+    """The metric a parent run's study compares on, and which way it improves (the schema's
+    defaults, val_top1_error and min, where a tag is missing)."""
+    name = tags.get(METRIC) or "val_top1_error"
+    return name, Direction.of(tags.get(METRIC_MODE) or Direction.MIN)
 
 
 def run_name(variant: str, seed: int) -> str:

@@ -148,8 +148,9 @@ class TrialSettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialSettings:
-        """From a complete resolved config as plain data (a trial spec's `config`, the GPU
-        check's): every key must be there, so a config from another version is refused.
+        """From a complete resolved config as plain data (the GPU check's; a trial spec's
+        `config` comes through the study schema's `TrialConfig.settings()`): every key must be
+        there, so a config from another version is refused.
 
         Raises ValueError naming a missing or unknown key. Values are taken as they are: the
         study schema is what checks them.

@@ -93,4 +93,12 @@ def test_a_backend_takes_over_the_very_gate_modules_and_reference_leaves_them_al
     assert set_cbam_backend(model, "kernels")[0] is fast and fast.backend == "kernels"
     alone = set_cbam_backend(CBAM(8), "auto")  # a CBAM alone comes back as its FastCBAM
     assert isinstance(alone, FastCBAM) and "backend='auto'" in repr(alone)
-    assert type(CBAM(8)).forward is CBAM.forward  # the module alone runs the paper's composition
+
+
+def test_a_fast_cbam_carries_every_attribute_of_the_cbam_it_replaces():
+    # FastCBAM copies the module's state instead of running CBAM.__init__: an attribute added
+    # to CBAM must reach it too.
+    cbam = CBAM(16, order="parallel", spatial_norm=True)
+    fast = set_cbam_backend(cbam, "fused")
+    assert set(vars(fast)) - set(vars(cbam)) == {"backend"}
+    assert set(vars(cbam)) <= set(vars(fast))

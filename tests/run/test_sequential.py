@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
-from helpers import ablation, trial_runs
+from helpers import trial_runs
 from mlflow.tracking import MlflowClient
 
 from ablation.report import study_summary
@@ -86,14 +86,16 @@ def _finished_later_seed(uri: str, study: str) -> bool:
     )
 
 
-def test_sequence_adds_seeds_for_the_undecided_only_and_survives_kill_9(ray_head, tmp_path):
+def test_sequence_adds_seeds_for_the_undecided_only_and_survives_kill_9(
+    ray_head, tmp_path, ablation_processes
+):
     path = _write(tmp_path, "sequence")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["run", str(path), "--tracking-uri", uri, "--address", ray_head["gcs"]]
     MlflowClient(uri).search_experiments()  # create the store now: the polling below reads it
     # The killed driver's lease is taken over once its heartbeat is LEASE_TIMEOUT s old.
     env = {**ray_head["env"], "ABLATION_LEASE_TIMEOUT": "3", "ABLATION_LEASE_HEARTBEAT": "1"}
-    first = ablation(*args, env=env)
+    first = ablation_processes(*args, env=env)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and first.poll() is None:
         if _finished_later_seed(uri, "sequence"):
@@ -110,7 +112,7 @@ def test_sequence_adds_seeds_for_the_undecided_only_and_survives_kill_9(ray_head
     }
     assert 3 * START < len(finished_before) < 3 * START + 2 * (MAX - START)
 
-    second = ablation(*args, env=env)
+    second = ablation_processes(*args, env=env)
     out, _ = second.communicate(timeout=300)
     assert second.returncode == 0, out
     after = trial_runs(uri, "sequence")

@@ -38,6 +38,7 @@ POOLS = "[[avg], [avg, max]]"  # the levels of GOOD's factor
 
 def _swap(old: str, new: str) -> str:
     """GOOD with `old` replaced by `new`: a file with one mistake."""
+    assert old in GOOD, f"GOOD no longer holds {old!r}"
     return GOOD.replace(old, new)
 
 

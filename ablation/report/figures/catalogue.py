@@ -16,7 +16,6 @@ from ablation.report.figures.style import MarkedFigure
 from ablation.report.summary import Summary
 from ablation.stats.intervals import BOOTSTRAP_MIN_N
 from ablation.vocabulary import metrics
-from ablation.vocabulary.direction import Direction
 
 # The learning curves drawn, in this order.
 CURVES = ("val_top1_error", "train_loss")
@@ -41,7 +40,7 @@ def _estimates(terms: pd.DataFrame, name: Callable[[dict], str]) -> str:
 
 def _effect_chart(summary: Summary) -> Chart:
     m = tables.metric_label(summary.metric)
-    better = "right" if Direction.of(summary.mode).improves(1.0) else "left"
+    better = "right" if summary.mode.improves(1.0) else "left"
     return Chart(
         "forest",
         "effect",

@@ -16,7 +16,6 @@ from ablation.report.figures.style import (
     styled,
 )
 from ablation.report.summary import Summary
-from ablation.vocabulary.direction import Direction
 
 
 @styled
@@ -72,7 +71,7 @@ def interaction_figure(summary: Summary, factor_a: str, factor_b: str) -> Marked
         return empty(fig, ax, "no finished trials in this factor pair")
     ax.grid(False)
     lo, hi = min(finite_means), max(finite_means)
-    best = Direction.of(summary.mode).best(finite_means, key=float)
+    best = summary.mode.best(finite_means, key=float)
     for i, a in enumerate(rows):
         for j, b in enumerate(cols):
             r = values.get((a, b))
