@@ -92,6 +92,7 @@ def dashboard_context(summary: Summary, runs: StudyRuns | None = None) -> dict:
         "study": summary.study,
         "metric": summary.metric,
         "metric_label": tables.metric_label(summary.metric),
+        "params_label": tables.metric_label("params"),
         "direction": summary.mode.phrase,
         "baseline": summary.baseline,
         "design": (parent.design if parent else None) or "",

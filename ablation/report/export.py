@@ -46,6 +46,7 @@ from pandas.io.formats.style_render import _escape_latex
 
 from ablation.report import tables
 from ablation.report.summary import Summary
+from ablation.vocabulary.verdicts import BETTER, WORSE
 
 FORMATS = ("md", "csv", "latex", "html", "json", "parquet")
 EXTENSIONS = {
@@ -213,8 +214,7 @@ def html_table(table: pd.DataFrame, caption: str = "") -> str:
     classes = pd.DataFrame("", index=table.index, columns=table.columns)
     if "Verdict" in table.columns:
         classes["Verdict"] = [
-            f"verdict verdict-{x}" if x in ("better", "worse") else "verdict"
-            for x in table["Verdict"]
+            f"verdict verdict-{x}" if x in (BETTER, WORSE) else "verdict" for x in table["Verdict"]
         ]
     # The table's id comes from its content, so a page with several tables has distinct ids and
     # the same summary renders to the same bytes.

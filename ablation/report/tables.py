@@ -16,6 +16,7 @@ import pandas as pd
 from ablation.report.summary import Summary
 from ablation.stats.intervals import BOOTSTRAP_MIN_N
 from ablation.vocabulary import metrics
+from ablation.vocabulary.verdicts import BETTER, UNDECIDED, WORSE
 
 PM = "±"  # the exporters swap this for their own notation (LaTeX: $\pm$)
 
@@ -422,12 +423,12 @@ def verdict_lines(summary: Summary, pm: str = PM) -> list[str]:
         if _ok(r["boot_ci_low"]):
             boot = f", 95% CI BCa bootstrap {fmt_ci(r['boot_ci_low'], r['boot_ci_high'])}"
         needs = ""
-        if r.get("decision") == "undecided" and _ok(r.get("seeds_needed")):
+        if r.get("decision") == UNDECIDED and _ok(r.get("seeds_needed")):
             needs = f"; needs about {int(r['seeds_needed'])} seeds"
         d = summary.decision
         if (
             d is not None
-            and r.get("decision") in ("better", "worse")
+            and r.get("decision") in (BETTER, WORSE)
             and -d.min_effect < r["ci_low"] <= r["ci_high"] < d.min_effect
         ):  # real, but smaller than what the researcher said matters
             m = f"{d.min_effect:g}"

@@ -74,3 +74,10 @@ def label(name: str) -> str:
     """A metric's table label; a name that is no metric of `METRICS` is shown as it is."""
     metric = BY_NAME.get(name)
     return metric.label if metric else name
+
+
+def axis(name: str) -> tuple[str, float]:
+    """A metric's axis label and the scale a figure draws its values at (name and 1 for a
+    name that is no metric of `METRICS`)."""
+    metric = BY_NAME.get(name)
+    return (metric.axis_label, metric.axis_scale) if metric else (name, 1.0)

@@ -19,4 +19,3 @@ CONTINUE = "continue"
 # Without ``decision:``: a test that did not reject says only this much.
 NO_DIFFERENCE = "no detectable difference at this n"
 NOT_ENOUGH_SEEDS = "not enough seeds"
-NO_BASELINE = "no baseline"

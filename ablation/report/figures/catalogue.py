@@ -60,7 +60,7 @@ def _curve_charts(summary: Summary) -> list[Chart]:
         Chart(
             f"curve-{metric}",
             "curve",
-            f"Learning curves: {metrics.BY_NAME[metric].axis_label.lower()}",
+            f"Learning curves: {metrics.axis(metric)[0].lower()}",
             f"Mean over finished seeds, band {tables.PM} one std.",
             curve_figure(summary, metric),
         )

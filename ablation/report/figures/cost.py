@@ -31,8 +31,7 @@ def has_cost(summary: Summary, cost: str) -> bool:
 
 def cost_axis(cost: str) -> tuple[str, float]:
     """The cost's axis label and the scale its values are drawn at."""
-    known = metrics.BY_NAME.get(cost)
-    return (known.axis_label, known.axis_scale) if known else (cost, 1.0)
+    return metrics.axis(cost)
 
 
 @styled

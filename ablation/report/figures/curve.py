@@ -23,8 +23,7 @@ from ablation.vocabulary import metrics
 @styled
 def curve_figure(summary: Summary, metric: str) -> MarkedFigure:
     """Learning curves of one metric: mean over seeds per epoch, band ± one std."""
-    known = metrics.BY_NAME.get(metric)
-    label = known.axis_label if known else metric
+    label, _ = metrics.axis(metric)
     fig, ax = new_figure(WIDE)
     c = summary.curves[summary.curves["metric"] == metric] if len(summary.curves) else None
     drawn = False

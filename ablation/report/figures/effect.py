@@ -13,6 +13,7 @@ from ablation.report.figures.style import (
     styled,
 )
 from ablation.report.summary import Summary
+from ablation.vocabulary.verdicts import BETTER, WORSE
 
 
 @styled
@@ -51,7 +52,7 @@ def effect_figure(summary: Summary) -> MarkedFigure:
     ax.axvline(0.0, color="#333333", linestyle=(0, (4, 3)), linewidth=1)
     for i, r in enumerate(rows):
         y = len(rows) - 1 - i
-        klass = r["verdict"] if r["verdict"] in ("better", "worse") else "none"
+        klass = r["verdict"] if r["verdict"] in (BETTER, WORSE) else "none"
         c, v = VERDICT_COLOURS[klass], r["variant"]
         level = tables.ci_label(r["ci_level"])
         boot = ""

@@ -20,12 +20,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ablation.report.summary import Summary
+from ablation.vocabulary.verdicts import BETTER, WORSE
 
 # Okabe & Ito (2008); black first for the baseline, yellow last (weak on white).
 OKABE_ITO = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#F0E442")
 # After the eight colours, variants are told apart by dashes (on-off lengths in points).
 DASHES: tuple[tuple[float, ...], ...] = ((), (6, 3), (2, 2), (8, 3, 2, 3))
-VERDICT_COLOURS = {"better": "#0072B2", "worse": "#D55E00", "none": "#8a8f98"}
+VERDICT_COLOURS = {BETTER: "#0072B2", WORSE: "#D55E00", "none": "#8a8f98"}
 GRID = "#e6e6e6"
 
 WIDE = (6.4, 3.4)
