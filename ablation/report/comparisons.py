@@ -48,13 +48,15 @@ from ablation.vocabulary.verdicts import (
 CI_T = "paired t"
 CI_T_HOLM = "paired t at Holm's level"
 CI_SEQUENTIAL = "paired t at the sequential look's level"
+# An equivalent verdict shows the interval that decided it: the TOST's (1 - 2 alpha) one.
+CI_TOST = "TOST interval (equivalence)"
 
 # Packed (fmt: skip): one column a line would spread a table's header over 24 lines.
 COMPARISON_COLUMNS = [
     "variant", "baseline", "metric", "n_pairs", "variant_mean", "baseline_mean", "mean_diff",
     "ci_low", "ci_high", "ci_level", "ci_method", "boot_ci_low", "boot_ci_high", "t", "p_t",
     "p_wilcoxon", "p_holm", "effect_dz", "significant", "verdict", "decision", "seeds_needed",
-    "tost_low", "tost_high",
+    "tost_low", "tost_high", "reason", "outlier_seeds",
 ]  # fmt: skip
 PLAN_COLUMNS = ["variant", "n_pairs", "sd", "sd_source", "seeds_needed"]
 # Packed like COMPARISON_COLUMNS.
@@ -142,6 +144,10 @@ def compare_to_baseline(
     ]
     out["decision"], out["seeds_needed"] = None, np.nan
     out["tost_low"], out["tost_high"] = np.nan, np.nan
+    # `reason`: why a verdict is what it is where the numbers alone do not say (a constant
+    # difference, a diverged seed); `outlier_seeds`: the seeds whose paired difference is an
+    # outlier, comma-separated ("" for none). Both empty until the decision rules set them.
+    out["reason"], out["outlier_seeds"] = "", ""
     if decision is not None:
         _decide(out, diffs, mode, decision)
     return out[COMPARISON_COLUMNS]
