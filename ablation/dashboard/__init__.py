@@ -18,6 +18,7 @@ import jinja2
 
 from ablation.report import figures, tables
 from ablation.report.export import html_table
+from ablation.report.factorial import DESCRIPTIVE
 from ablation.report.runs import StudyRuns
 from ablation.report.summary import Summary
 from ablation.track import names
@@ -108,6 +109,7 @@ def dashboard_context(summary: Summary, runs: StudyRuns | None = None) -> dict:
         "main_effects_table": table("main_effects"),
         "interactions_table": table("interactions"),
         "importance_table": table("importance"),
+        "descriptive": DESCRIPTIVE,
         "verdicts": tables.verdict_lines(summary),
         "notes": summary.notes,
         "partial": summary.partial,

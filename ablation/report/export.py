@@ -21,11 +21,15 @@ What each format holds:
 
   each list holding the records of the `Summary` frame of the same name (``trials`` is
   `Summary.values`: one row per trial at the analysed epoch, with status and error). In
-  ``comparisons``, ``ci_low``/``ci_high`` is the headline interval and ``ci_method`` names it
-  (the paired t-interval, at the confidence ``ci_level``); ``boot_ci_*`` the BCa bootstrap
-  (null below `ablation.stats.intervals.BOOTSTRAP_MIN_N` = 40 pairs); ``decision`` better /
-  worse / equivalent / undecided (null without a
-  study ``decision``) and ``seeds_needed`` for an undecided one.
+  ``comparisons``, ``ci_low``/``ci_high`` is the one interval of the verdict, the one that
+  decided it: ``ci_method`` names it (for ``equivalent`` the TOST interval, for better / worse
+  the efficacy interval, for undecided the one it says) and ``ci_level`` is its confidence;
+  ``reason`` and ``outlier_seeds`` (comma-separated) say why where the numbers alone do not
+  ("" for none); ``decision`` better / worse / equivalent / undecided (null without a study
+  ``decision``) and ``seeds_needed`` an integer for an undecided one (else null). The other
+  interval columns (``tost_*``, ``boot_ci_*``) are raw ingredients, not the verdict's.
+  ``marginal_means``, ``main_effects`` and ``interactions`` are estimates only, descriptive
+  (`ablation.report.factorial.DESCRIPTIVE`): no interval, no p-value.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from pandas.io.formats.style_render import _escape_latex
 
 from ablation.report import tables
 from ablation.report.summary import Summary
-from ablation.vocabulary.verdicts import BETTER, WORSE
+from ablation.vocabulary.verdicts import DECISIONS
 
 FORMATS = ("md", "csv", "latex", "html", "json", "parquet")
 EXTENSIONS = {
@@ -64,7 +68,7 @@ def render(summary: Summary, fmt: str) -> str | bytes:
     if fmt == "md":
         return to_markdown(summary)
     if fmt == "csv":
-        return tables.variants_numeric(summary).to_csv(index=False)
+        return _counts_as_integers(tables.variants_numeric(summary)).to_csv(index=False)
     if fmt == "latex":
         return to_latex(summary)
     if fmt == "html":
@@ -73,9 +77,29 @@ def render(summary: Summary, fmt: str) -> str | bytes:
         return json.dumps(to_json_data(summary), indent=2, allow_nan=False) + "\n"
     if fmt == "parquet":
         buf = io.BytesIO()
-        tables.variants_numeric(summary).to_parquet(buf, index=False)
+        _counts_as_integers(tables.variants_numeric(summary)).to_parquet(buf, index=False)
         return buf.getvalue()
     raise ValueError(f"unknown report format {fmt!r}; one of {', '.join(FORMATS)}")
+
+
+# Counts that pandas holds as floats only because some rows have none (NaN): written as
+# integers (null where absent), so a reader sees "6 seeds", never 6.0.
+COUNT_COLUMNS = ("seeds_needed", "n_pairs", "n", "look")
+
+
+def _is_count(column: str) -> bool:
+    return column.rsplit(".", 1)[-1] in COUNT_COLUMNS
+
+
+def _counts_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its whole-number count columns as nullable integers (``Int64``)."""
+    out = frame.copy()
+    for column in out.columns:
+        values = pd.to_numeric(out[column], errors="coerce")
+        whole = values.dropna()
+        if _is_count(str(column)) and (whole == whole.round()).all():
+            out[column] = values.round().astype("Int64")
+    return out
 
 
 def write(summary: Summary, fmt: str, path: str | Path) -> Path:
@@ -205,6 +229,7 @@ th{border-bottom:2px solid #444;background:#fafafa}
 th:first-child,td:first-child{text-align:left}
 caption{caption-side:bottom;text-align:left;color:#555;font-size:.9em;padding-top:.3em}
 td.verdict{text-align:left}.verdict-better{color:#0072B2;font-weight:600}.verdict-worse{color:#D55E00;font-weight:600}
+.verdict-equivalent{color:#007A5A;font-weight:600}.verdict-undecided{color:#8C5A00;font-weight:600}
 """
 
 
@@ -214,7 +239,7 @@ def html_table(table: pd.DataFrame, caption: str = "") -> str:
     classes = pd.DataFrame("", index=table.index, columns=table.columns)
     if "Verdict" in table.columns:
         classes["Verdict"] = [
-            f"verdict verdict-{x}" if x in (BETTER, WORSE) else "verdict" for x in table["Verdict"]
+            f"verdict verdict-{x}" if x in DECISIONS else "verdict" for x in table["Verdict"]
         ]
     # The table's id comes from its content, so a page with several tables has distinct ids and
     # the same summary renders to the same bytes.
@@ -279,6 +304,7 @@ def _plain(x: object) -> object:
 def _records(frame: pd.DataFrame | None) -> list[dict]:
     if frame is None or frame.empty:
         return []
+    frame = _counts_as_integers(frame)
     frame = frame.astype(object).where(frame.notna(), None)
     return [_plain(r) for r in frame.to_dict("records")]
 

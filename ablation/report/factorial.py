@@ -2,7 +2,12 @@
 
 Pure functions of the FINISHED trials' values (one row per trial, ``factor.<key>`` level
 labels): the additive model ``metric ~ C(f1) + ... + C(seed)`` for the main effects, and one
-model per crossed pair for the interactions, with type-II ANOVA F-tests beside the estimates.
+model per crossed pair for the interactions.
+
+Descriptive only (`DESCRIPTIVE`): estimates, no interval, no p-value, no ANOVA. The verdicts
+are the paired comparisons' (`comparisons.py`), adjusted for the sequential looks and for
+Holm's multiplicity; an OLS interval or F-test here, pooled over every variant and adjusted for
+neither, would answer the same question a second time and could contradict them (issue 22).
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 from statsmodels.regression.linear_model import RegressionResultsWrapper
-from statsmodels.stats.anova import anova_lm
 
-from ablation.stats.intervals import t_interval
 from ablation.track import names
+
+# How every page heads the factor tables and figures: what they are and are not.
+DESCRIPTIVE = "descriptive: not adjusted for sequential looks or multiple comparisons"
 
 
 @dataclass(frozen=True)
@@ -64,24 +70,22 @@ def analyse_factors(
     metric: str,
     factors: Sequence[str],
     declared: Mapping[str, Sequence[str]] | None = None,
-    *,
-    alpha: float = 0.05,
 ) -> FactorialAnalysis:
     """Marginal means, main effects and interactions of `factors` over the finished trials,
-    their levels in the study's `declared` order where known."""
+    their levels in the study's `declared` order where known; estimates only (`DESCRIPTIVE`)."""
     if not factors:
         return FactorialAnalysis()
     levels = {
         f: level_order(finished[names.FACTOR_PREFIX + f], (declared or {}).get(f)) for f in factors
     }
-    effects, anova_notes = main_effects(finished, metric, levels, alpha=alpha)
-    inter, cells, inter_notes = interactions(finished, metric, levels, alpha=alpha)
+    effects, effect_notes = main_effects(finished, metric, levels)
+    inter, cells, inter_notes = interactions(finished, metric, levels)
     return FactorialAnalysis(
-        marginal_means=marginal_means(finished, metric, levels, alpha=alpha),
+        marginal_means=marginal_means(finished, metric, levels),
         main_effects=effects,
         interactions=inter,
         interaction_cells=cells,
-        notes=anova_notes + inter_notes,
+        notes=effect_notes + inter_notes,
     )
 
 
@@ -91,9 +95,9 @@ def _factorial_rows(finished: pd.DataFrame, metric: str, factors: Sequence[str])
 
 
 def marginal_means(
-    finished: pd.DataFrame, metric: str, levels: Mapping[str, list[str]], *, alpha: float = 0.05
+    finished: pd.DataFrame, metric: str, levels: Mapping[str, list[str]]
 ) -> pd.DataFrame:
-    """Per factor level: n, mean, std, t-CI of the metric over the factorial trials at that level.
+    """Per factor level: n, mean and std of the metric over the factorial trials at that level.
 
     Raw means over whatever the other factors did at that level; in a balanced full factorial
     their differences are the main effects below.
@@ -103,8 +107,16 @@ def marginal_means(
     for f, lv in levels.items():
         for level in lv:
             x = data.loc[data[names.FACTOR_PREFIX + f] == level, metric].to_numpy(dtype=float)
-            rows.append({"factor": f, "level": level, **t_interval(x, alpha)})
-    return pd.DataFrame(rows, columns=["factor", "level", "n", "mean", "std", "ci_low", "ci_high"])
+            rows.append(
+                {
+                    "factor": f,
+                    "level": level,
+                    "n": len(x),
+                    "mean": float(x.mean()) if len(x) else np.nan,
+                    "std": float(x.std(ddof=1)) if len(x) >= 2 else np.nan,
+                }
+            )
+    return pd.DataFrame(rows, columns=["factor", "level", "n", "mean", "std"])
 
 
 def _design_frame(
@@ -131,16 +143,16 @@ def _varying(frame: pd.DataFrame, col: str) -> bool:
 
 
 def main_effects(
-    finished: pd.DataFrame, metric: str, levels: Mapping[str, list[str]], *, alpha: float = 0.05
+    finished: pd.DataFrame, metric: str, levels: Mapping[str, list[str]]
 ) -> tuple[pd.DataFrame, list[str]]:
     """Main effects from the additive model ``metric ~ C(f1) + ... + C(seed)`` (seed as a block).
 
-    One row per non-reference level: the effect of moving the factor from its reference (first)
-    level to this one, with the OLS t-interval and p, and the factor's ANOVA F-test p. In a
-    balanced full factorial the estimate equals the difference of marginal means; in a
-    one-at-a-time design it is the change from the base point.
+    One row per non-reference level: the estimated effect of moving the factor from its
+    reference (first) level to this one (`DESCRIPTIVE`: no interval, no p). In a balanced full
+    factorial the estimate equals the difference of marginal means; in a one-at-a-time design
+    it is the change from the base point.
     """
-    cols = ["factor", "level", "reference", "estimate", "ci_low", "ci_high", "p", "p_factor", "n"]
+    cols = ["factor", "level", "reference", "estimate", "n"]
     data = _factorial_rows(finished, metric, list(levels))
     usable = {f: lv for f, lv in levels.items() if len(lv) >= 2}
     if data.empty or not usable:
@@ -157,8 +169,6 @@ def main_effects(
             f"main effects need more finished trials than the {n_params} model parameters"
         ]
     fit = _fit("y ~ " + " + ".join(terms), frame)
-    ci = fit.conf_int(alpha)
-    anova = _anova(fit)
     rows = []
     for f, lv in usable.items():
         s = safe[f]
@@ -172,45 +182,24 @@ def main_effects(
                     "level": level,
                     "reference": lv[0],
                     "estimate": float(fit.params[key]),
-                    "ci_low": float(ci.loc[key, 0]),
-                    "ci_high": float(ci.loc[key, 1]),
-                    "p": float(fit.pvalues[key]),
-                    "p_factor": float(anova.get(f"C({s})", np.nan)),
                     "n": int(fit.nobs),
                 }
             )
     return pd.DataFrame(rows, columns=cols), []
 
 
-def _anova(fit: RegressionResultsWrapper) -> dict[str, float]:
-    """Type-II ANOVA p-values by term; empty when the model has no residual degrees of freedom."""
-    if fit.df_resid <= 0:
-        return {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            table = anova_lm(fit, typ=2)
-        except Exception:  # singular designs: the estimates stand, the F-tests do not
-            return {}
-    return table["PR(>F)"].dropna().to_dict()
-
-
 def interactions(
-    finished: pd.DataFrame, metric: str, levels: Mapping[str, list[str]], *, alpha: float = 0.05
+    finished: pd.DataFrame, metric: str, levels: Mapping[str, list[str]]
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Two-factor interactions where the design crosses the two factors.
 
     For each pair (a, b) whose level combinations all occur among the finished trials, fits
     ``metric ~ C(a) * C(b) + C(other factors) + C(seed)``. Each interaction term is the
     difference-in-differences against both reference levels (for a 2x2:
-    (y11 - y10) - (y01 - y00) over cell means when balanced), with its t-interval and p; the
-    pair's ANOVA F-test p sits beside it. Cell means are returned for the heat map.
+    (y11 - y10) - (y01 - y00) over cell means when balanced), an estimate only
+    (`DESCRIPTIVE`). Cell means are returned for the heat map.
     """
-    # Packed (fmt: skip): the table's header, read as one row.
-    cols = [
-        "factor_a", "factor_b", "level_a", "level_b", "estimate", "ci_low", "ci_high", "p",
-        "p_interaction", "n",
-    ]  # fmt: skip
+    cols = ["factor_a", "factor_b", "level_a", "level_b", "estimate", "n"]
     cell_cols = ["factor_a", "factor_b", "level_a", "level_b", "n", "mean", "std"]
     data = _factorial_rows(finished, metric, list(levels))
     usable = [f for f, lv in levels.items() if len(lv) >= 2]
@@ -233,11 +222,9 @@ def interactions(
         formula = "y ~ " + " + ".join([f"C({sa}) * C({sb})", *others, *blocks])
         fit = _fit(formula, frame)
         if fit.df_resid <= 0:
-            notes.append(f"{a} x {b}: too few finished trials for an interaction with a CI")
+            # An exact fit: the estimate would be one seed's noise passed off as an effect.
+            notes.append(f"{a} x {b}: too few finished trials to estimate an interaction")
             continue
-        ci = fit.conf_int(alpha)
-        anova = _anova(fit)
-        p_pair = anova.get(f"C({sa}):C({sb})", np.nan)
         for la in levels[a][1:]:
             for lb in levels[b][1:]:
                 key = f"C({sa})[T.{la}]:C({sb})[T.{lb}]"
@@ -250,10 +237,6 @@ def interactions(
                         "level_a": la,
                         "level_b": lb,
                         "estimate": float(fit.params[key]),
-                        "ci_low": float(ci.loc[key, 0]),
-                        "ci_high": float(ci.loc[key, 1]),
-                        "p": float(fit.pvalues[key]),
-                        "p_interaction": float(p_pair),
                         "n": int(fit.nobs),
                     }
                 )

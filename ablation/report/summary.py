@@ -118,7 +118,7 @@ def summarize(
         plan = SequentialPlan(*sequential_seeds, decision=decision, mode=mode)
         comparisons, looks = sequential_comparisons(comparisons, pairs, plan)
     factors = factor_columns(trials)
-    factorial = analyse_factors(finished, metric, factors, factor_levels, alpha=alpha)
+    factorial = analyse_factors(finished, metric, factors, factor_levels)
     return Summary(
         study=study,
         metric=metric,

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ablation.report.factorial import DESCRIPTIVE
 from ablation.report.summary import Summary
-from ablation.stats.intervals import BOOTSTRAP_MIN_N
 from ablation.vocabulary import metrics
-from ablation.vocabulary.verdicts import BETTER, UNDECIDED, WORSE
+from ablation.vocabulary.verdicts import BETTER, EQUIVALENT, UNDECIDED, WORSE
 
 PM = "±"  # the exporters swap this for their own notation (LaTeX: $\pm$)
 
@@ -66,12 +66,12 @@ def fmt_signed(x: object, digits: int = 2) -> str:
     return f"{float(x):+.{digits}f}" if _ok(x) else "–"
 
 
-def fmt_estimate(term: Mapping[str, object]) -> str:
-    """A model term's ``estimate [ci_low, ci_high], p p``: ``+1.23 [0.40, 2.06], p 0.012``."""
-    return (
-        f"{fmt_signed(term['estimate'])} {fmt_ci(term['ci_low'], term['ci_high'])}, "
-        f"p {fmt_p(term['p'])}"
-    )
+def fmt_level(level: object) -> str:
+    """A confidence as a percentage, one decimal only where it needs one: ``95%``, ``98.7%``."""
+    if not _ok(level):
+        return "–"
+    pct = float(level) * 100
+    return f"{pct:.0f}%" if abs(pct - round(pct)) < 0.05 else f"{pct:.1f}%"
 
 
 # --- the tables -------------------------------------------------------------------------------
@@ -128,65 +128,100 @@ def variants_numeric(summary: Summary) -> pd.DataFrame:
     return out
 
 
-def ci_label(level: object, method: str = "t") -> str:
-    """``95% CI (t)``; the level as a percentage, one decimal only where it needs one."""
-    if not _ok(level):
-        return f"CI ({method})"
-    pct = float(level) * 100
-    text = f"{pct:.0f}" if abs(pct - round(pct)) < 0.05 else f"{pct:.1f}"
-    return f"{text}% CI ({method})"
+def ci_label(level: object, method: object = "t") -> str:
+    """What an interval is, at its level: ``98.7% CI (paired t at Holm's level)``, or, for a
+    method that names itself an interval, ``90% TOST interval (equivalence)``."""
+    name = str(method) if _ok(method) and str(method) else "t"
+    head = f"{fmt_level(level)} " if _ok(level) else ""
+    return f"{head}{name}" if "interval" in name.lower() else f"{head}CI ({name})"
+
+
+def interval_of(row: Mapping[str, object]) -> str:
+    """A comparison row's one interval, named: ``90% TOST interval (equivalence) [-0.8, 0.6]``.
+
+    Always the row's own ``ci_low``/``ci_high``, ``ci_level`` and ``ci_method``: the interval
+    that decided its verdict (`ablation.report.comparisons`); a page never recomputes one.
+    """
+    label = ci_label(row.get("ci_level"), row.get("ci_method"))
+    return f"{label} {fmt_ci(row['ci_low'], row['ci_high'])}"
+
+
+def plain_text(x: object) -> str:
+    """A text cell of a frame (``reason``, ``outlier_seeds``): "" where it is missing."""
+    return str(x) if _ok(x) else ""
+
+
+def _sequential(summary: Summary) -> bool:
+    return summary.looks is not None and not summary.looks.empty
 
 
 def comparisons_display(summary: Summary) -> pd.DataFrame:
-    """Display form of the comparisons: the headline (t) interval first, at its level."""
+    """Display form of the comparisons: each verdict with the one interval that decided it.
+
+    No second interval and no p-value the verdict was not read from: with sequential seeds the
+    looks table holds each look's p; without, Holm's p is the one the test was decided at.
+    """
     m = metric_label(summary.metric)
     decided = summary.decision is not None
+    sequential = _sequential(summary)
     rows = []
     for r in summary.comparisons.to_dict("records"):
         row = {
             "Variant": r["variant"],
             "Pairs": int(r["n_pairs"]),
             f"Δ {m}": fmt_signed(r["mean_diff"]),
-            "CI (t)": fmt_ci(r["ci_low"], r["ci_high"]),
-            "Level": f"{float(r['ci_level']) * 100:.1f}%" if _ok(r["ci_level"]) else "–",
-            "95% CI (BCa bootstrap)": fmt_ci(r["boot_ci_low"], r["boot_ci_high"]),
-            "p (paired t)": fmt_p(r["p_t"]),
-            "p (Wilcoxon)": fmt_p(r["p_wilcoxon"]),
-            "p (Holm)": fmt_p(r["p_holm"]),
-            "d_z": fmt(r["effect_dz"]),
-            "Verdict": r["verdict"],
+            "Interval": fmt_ci(r["ci_low"], r["ci_high"]),
+            "Level": fmt_level(r["ci_level"]),
+            "Interval is": plain_text(r.get("ci_method")) or "–",
         }
+        if not sequential:
+            row["p (Holm)"] = fmt_p(r["p_holm"])
+        row["d_z"] = fmt(r["effect_dz"])
+        row["Verdict"] = r["verdict"]
+        row["Reason"] = plain_text(r.get("reason"))
+        row["Outlier seeds"] = plain_text(r.get("outlier_seeds"))
         if decided:
             row["Seeds needed"] = fmt(r["seeds_needed"], 0)
         rows.append(row)
     out = pd.DataFrame(rows)
     comp = summary.comparisons
-    if len(out) and comp["p_wilcoxon"].isna().all():
-        out = out.drop(columns="p (Wilcoxon)")  # fewer than 6 pairs everywhere: nothing to show
-    if len(out) and comp[["boot_ci_low", "boot_ci_high"]].isna().all().all():
-        out = out.drop(columns="95% CI (BCa bootstrap)")  # too few pairs for it to hold
+    for column in ("Reason", "Outlier seeds"):  # shown where some comparison has one
+        if len(out) and (out[column] == "").all():
+            out = out.drop(columns=column)
     if len(out) and "Seeds needed" in out and comp["seeds_needed"].isna().all():
         out = out.drop(columns="Seeds needed")
     return out
 
 
 def looks_display(summary: Summary) -> pd.DataFrame:
-    """How the sequential decisions were reached: one row per (look, comparison)."""
-    return pd.DataFrame(
-        [
+    """How the sequential decisions were reached: one row per (look, comparison).
+
+    A look's interval is its efficacy interval at the look's level; the look that decided a
+    comparison equivalent shows the interval that decided it instead (the comparison row's,
+    the TOST's), so no row of the table shows an interval its decision contradicts.
+    """
+    final = {r["variant"]: r for r in summary.comparisons.to_dict("records")}
+    rows = []
+    for r in summary.looks.to_dict("records"):
+        shown = {"ci_low": r["ci_low"], "ci_high": r["ci_high"]}
+        label = ci_label(1 - float(r["level"]) if _ok(r["level"]) else None, "paired t")
+        verdict = final.get(r["variant"], {})
+        if r["decision"] == EQUIVALENT and verdict.get("decision") == EQUIVALENT:
+            shown = {"ci_low": verdict["ci_low"], "ci_high": verdict["ci_high"]}
+            label = ci_label(verdict["ci_level"], verdict["ci_method"])
+        rows.append(
             {
                 "Look": int(r["look"]),
                 "Seeds": int(r["n"]),
                 "Variant": r["variant"],
                 "Δ": fmt_signed(r["mean_diff"]),
-                "CI (t)": fmt_ci(r["ci_low"], r["ci_high"]),
-                "Level": f"{(1 - float(r['level'])) * 100:.1f}%" if _ok(r["level"]) else "–",
+                "Interval": fmt_ci(shown["ci_low"], shown["ci_high"]),
+                "Interval is": label,
                 "p (paired t)": fmt_p(r["p"]),
                 "Decision": r["decision"],
             }
-            for r in summary.looks.to_dict("records")
-        ]
-    )
+        )
+    return pd.DataFrame(rows)
 
 
 def plan_display(summary: Summary) -> pd.DataFrame:
@@ -231,13 +266,9 @@ def variants_display(summary: Summary) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _estimate_cells(term: Mapping[str, object], heading: str) -> dict[str, str]:
-    """A model term's estimate (under ``heading``), 95% CI and p, as the effect tables show them."""
-    return {
-        heading: fmt_signed(term["estimate"]),
-        "95% CI": fmt_ci(term["ci_low"], term["ci_high"]),
-        "p": fmt_p(term["p"]),
-    }
+# The factor tables are estimates only (`ablation.report.factorial.DESCRIPTIVE`): the
+# verdicts above answer "is it better"; these say by about how much, and carry no interval or
+# p-value that could answer it a second time.
 
 
 def main_effects_display(summary: Summary) -> pd.DataFrame:
@@ -246,8 +277,8 @@ def main_effects_display(summary: Summary) -> pd.DataFrame:
             {
                 "Factor": r["factor"],
                 "Level (vs reference)": f"{r['level']} (vs {r['reference']})",
-                **_estimate_cells(r, "Effect"),
-                "p (factor, ANOVA)": fmt_p(r["p_factor"]),
+                "Effect (estimate)": fmt_signed(r["estimate"]),
+                "Trials": r["n"],
             }
             for r in summary.main_effects.to_dict("records")
         ]
@@ -260,9 +291,8 @@ def marginal_means_display(summary: Summary) -> pd.DataFrame:
             {
                 "Factor": r["factor"],
                 "Level": r["level"],
-                "n": r["n"],
-                "Mean": fmt_pm(r["mean"], r["std"]),
-                "95% CI (t)": fmt_ci(r["ci_low"], r["ci_high"]),
+                "Trials": r["n"],
+                f"Mean {PM} std": fmt_pm(r["mean"], r["std"]),
             }
             for r in summary.marginal_means.to_dict("records")
         ]
@@ -275,8 +305,8 @@ def interactions_display(summary: Summary) -> pd.DataFrame:
             {
                 "Factors": f"{r['factor_a']} × {r['factor_b']}",
                 "Levels": f"{r['level_a']} × {r['level_b']}",
-                **_estimate_cells(r, "Interaction"),
-                "p (pair, ANOVA)": fmt_p(r["p_interaction"]),
+                "Interaction (estimate)": fmt_signed(r["estimate"]),
+                "Trials": r["n"],
             }
             for r in summary.interactions.to_dict("records")
         ]
@@ -333,7 +363,9 @@ def sections(summary: Summary) -> list[Section]:
             looks_display(summary),
             "Each look tests the comparisons still open at its group-sequential level (alpha "
             "spent over the planned looks, Holm's share passed on when one is decided); a "
-            "decided comparison takes no more seeds.",
+            "decided comparison takes no more seeds. A look's interval is its paired "
+            "t-interval at the look's level; the look that decided a comparison equivalent "
+            "shows the interval that decided it.",
         ),
         Section(
             "plan",
@@ -349,20 +381,27 @@ def sections(summary: Summary) -> list[Section]:
         ),
         Section(
             "main_effects",
-            "Main effects per factor",
+            "Main effects per factor (descriptive)",
             main_effects_display(summary),
-            f"OLS {summary.metric} ~ factors + seed (block); effect of each level against the "
-            "factor's reference level.",
+            f"{DESCRIPTIVE[0].upper()}{DESCRIPTIVE[1:]}. Estimates of OLS {summary.metric} ~ "
+            "factors + seed (block): each level against the factor's reference level, pooled "
+            "over the other factors; no interval or p-value. Whether a variant is better is "
+            "its verdict against the baseline.",
         ),
         Section(
-            "marginal_means", "Marginal means per factor level", marginal_means_display(summary)
+            "marginal_means",
+            "Marginal means per factor level (descriptive)",
+            marginal_means_display(summary),
+            f"{DESCRIPTIVE[0].upper()}{DESCRIPTIVE[1:]}. Mean {PM} std of the finished trials "
+            "at each level, whatever the other factors were.",
         ),
         Section(
             "interactions",
-            "Two-factor interactions",
+            "Two-factor interactions (descriptive)",
             interactions_display(summary),
-            "OLS with a × b + other factors + seed; difference-in-differences against both "
-            "reference levels.",
+            f"{DESCRIPTIVE[0].upper()}{DESCRIPTIVE[1:]}. Estimates of OLS with a × b + other "
+            "factors + seed: difference-in-differences against both reference levels; no "
+            "interval or p-value.",
         ),
         Section(
             "importance",
@@ -382,21 +421,20 @@ def sections(summary: Summary) -> list[Section]:
 def comparisons_caption(summary: Summary, m: str, direction: str) -> str:
     n = len(summary.comparisons)
     text = (
-        f"Δ = variant − baseline in {m} ({direction}), paired by seed. CI (t): the paired "
-        f"t-interval at the level Holm's correction across {n} comparisons tested it at "
-        f"(α = {summary.alpha}), so it excludes 0 exactly when the verdict is better or worse. "
-        f"The BCa bootstrap CI is shown only from {BOOTSTRAP_MIN_N} pairs, where its coverage "
-        "holds."
+        f"Δ = variant − baseline in {m} ({direction}), paired by seed. One interval per "
+        "verdict, the one that decided it (Interval is: its method, at Level): better or "
+        f"worse, the paired t-interval at the level the test was decided at (Holm across {n} "
+        f"comparisons, α = {summary.alpha}), which excludes 0."
     )
     d = summary.decision
     if d is not None:
         text += (
-            f" Verdicts against min_effect = {d.min_effect:g}: equivalent when the "
-            f"{(1 - 2 * d.alpha) * 100:.0f}% t-interval lies inside ±{d.min_effect:g} (TOST "
-            f"at α = {d.alpha}); undecided with the seeds a power of {d.power:g} at min_effect "
-            "needs."
+            f" Verdicts against min_effect = {d.min_effect:g}: equivalent when the TOST "
+            f"interval lies inside ±{d.min_effect:g} (α = {d.alpha}), and that interval is "
+            f"shown; undecided shows the interval its method names, with the seeds a power of "
+            f"{d.power:g} at min_effect needs."
         )
-    if not summary.looks.empty:
+    if _sequential(summary):
         text += " Sequential seeds: intervals and verdicts are those of the deciding look."
     return text
 
@@ -412,33 +450,49 @@ def plan_caption(summary: Summary) -> str:
     )
 
 
-def verdict_lines(summary: Summary, pm: str = PM) -> list[str]:
-    """One plain line per comparison, as `ablation run` prints at the end."""
-    lines = []
-    for r in summary.comparisons.to_dict("records"):
-        if r["n_pairs"] < 2:
-            lines.append(f"{r['variant']} vs {r['baseline']}: {r['verdict']} ({r['n_pairs']} pair)")
-            continue
-        boot = ""
-        if _ok(r["boot_ci_low"]):
-            boot = f", 95% CI BCa bootstrap {fmt_ci(r['boot_ci_low'], r['boot_ci_high'])}"
-        needs = ""
-        if r.get("decision") == UNDECIDED and _ok(r.get("seeds_needed")):
-            needs = f"; needs about {int(r['seeds_needed'])} seeds"
-        d = summary.decision
-        if (
-            d is not None
-            and r.get("decision") in (BETTER, WORSE)
-            and -d.min_effect < r["ci_low"] <= r["ci_high"] < d.min_effect
-        ):  # real, but smaller than what the researcher said matters
-            m = f"{d.min_effect:g}"
-            needs = f", by less than min_effect {m} (the interval lies inside ±{m})"
-        lines.append(
-            f"{r['variant']} vs {r['baseline']}: Δ {summary.metric} {fmt_signed(r['mean_diff'])} "
-            f"({ci_label(r['ci_level'])} {fmt_ci(r['ci_low'], r['ci_high'])}{boot}; "
-            f"p_holm {fmt_p(r['p_holm'])}, d_z {fmt(r['effect_dz'])}, n={r['n_pairs']}): "
-            f"{r['verdict']}{needs}"
+def verdict_notes(r: Mapping[str, object]) -> str:
+    """The verdict's reason and outlier seeds, where the row has them."""
+    out = ""
+    if plain_text(r.get("reason")):
+        out += f" ({r['reason']})"
+    if plain_text(r.get("outlier_seeds")):
+        out += f"; outlier seeds: {r['outlier_seeds']}"
+    return out
+
+
+def verdict_line(summary: Summary, r: Mapping[str, object]) -> str:
+    """One comparison's line: its verdict with the one interval that decided it, named and at
+    its level, and its reason and outlier seeds. The effect plot's tooltip says the same."""
+    if r["n_pairs"] < 2:
+        return (
+            f"{r['variant']} vs {r['baseline']}: {r['verdict']} ({r['n_pairs']} pair)"
+            f"{verdict_notes(r)}"
         )
+    needs = ""
+    if r.get("decision") == UNDECIDED and _ok(r.get("seeds_needed")):
+        needs = f"; needs about {int(r['seeds_needed'])} seeds"
+    d = summary.decision
+    if (
+        d is not None
+        and r.get("decision") in (BETTER, WORSE)
+        and -d.min_effect < r["ci_low"] <= r["ci_high"] < d.min_effect
+    ):  # real, but smaller than what the researcher said matters
+        m = f"{d.min_effect:g}"
+        needs = f", by less than min_effect {m} (the interval lies inside ±{m})"
+    # Holm's p decides a fixed-n comparison; a sequential one is decided at its look's level
+    # (the looks table), where the fixed-n p would be a second, contradicting answer.
+    p = "" if _sequential(summary) else f"p_holm {fmt_p(r['p_holm'])}, "
+    return (
+        f"{r['variant']} vs {r['baseline']}: Δ {summary.metric} {fmt_signed(r['mean_diff'])} "
+        f"({interval_of(r)}; {p}d_z {fmt(r['effect_dz'])}, n={r['n_pairs']}): "
+        f"{r['verdict']}{needs}{verdict_notes(r)}"
+    )
+
+
+def verdict_lines(summary: Summary) -> list[str]:
+    """One plain line per comparison (`verdict_line`), as `ablation run` prints at the end,
+    then the trials left out of the statistics."""
+    lines = [verdict_line(summary, r) for r in summary.comparisons.to_dict("records")]
     counts = summary.variants[["n_stopped", "n_failed", "n_other"]].sum()
     if counts.sum():
         lines.append(

@@ -80,8 +80,7 @@ def test_verdict_headline_interval_and_plot_agree(decided):
         assert (a, b) == pytest.approx((r["ci_low"], r["ci_high"]))
         excludes_zero = a > 0 or b < 0
         assert excludes_zero == (r["verdict"] in ("better", "worse"))
-        klass = r["verdict"] if r["verdict"] in ("better", "worse") else "none"
-        assert to_hex(bar.get_color()[0]) == figures.VERDICT_COLOURS[klass].lower()
+        assert to_hex(bar.get_color()[0]) == figures.verdict_colour(r["verdict"]).lower()
     for line, r in zip(tables.verdict_lines(decided), rows, strict=False):
         assert tables.fmt_ci(r["ci_low"], r["ci_high"]) in line and r["verdict"] in line
 

@@ -13,7 +13,7 @@ import pytest
 from matplotlib.figure import Figure
 from pooling_study import pooling_summary
 
-from ablation.report import figures
+from ablation.report import figures, tables
 from ablation.report.summary import summarize
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -46,8 +46,12 @@ def test_every_figure_is_a_matplotlib_figure_with_marks(summary):
         assert c.figure.marks, c.name
     forest = next(c for c in charts if c.name == "forest").figure
     tips = [m.tip for m in forest.marks.values()]
-    assert any(t.startswith("cbam_k7&max − no_attention: ") and "p_holm" in t for t in tips)
-    assert {m.variant for m in forest.marks.values()} == set(summary.comparisons.variant)
+    # The tooltip is the verdict line, word for word.
+    lines = tables.verdict_lines(summary)
+    assert any(t.startswith("cbam_k7&max vs no_attention: ") and "p_holm" in t for t in tips)
+    assert {t for t in tips if " vs " in t} <= set(lines)
+    variants = {m.variant for m in forest.marks.values() if m.variant is not None}
+    assert variants == set(summary.comparisons.variant)
 
 
 def test_svg_text_inlines_with_distinct_ids_and_hover_hooks(summary):

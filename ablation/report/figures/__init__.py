@@ -20,7 +20,7 @@ from ablation.report.figures.curve import curve_figure
 from ablation.report.figures.effect import effect_figure
 from ablation.report.figures.factorial import factor_figure, interaction_figure
 from ablation.report.figures.output import svg_text, write_figures
-from ablation.report.figures.style import VERDICT_COLOURS, MarkedFigure, colour
+from ablation.report.figures.style import VERDICT_COLOURS, MarkedFigure, colour, verdict_colour
 
 __all__ = [
     "VERDICT_COLOURS",
@@ -34,5 +34,6 @@ __all__ = [
     "factor_figure",
     "interaction_figure",
     "svg_text",
+    "verdict_colour",
     "write_figures",
 ]

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ablation.report import tables
+from ablation.report.factorial import DESCRIPTIVE
 from ablation.report.figures.cost import cost_axis, cost_figure, has_cost
 from ablation.report.figures.curve import curve_figure
 from ablation.report.figures.effect import effect_figure
 from ablation.report.figures.factorial import factor_figure, interaction_figure
 from ablation.report.figures.style import MarkedFigure
 from ablation.report.summary import Summary
-from ablation.stats.intervals import BOOTSTRAP_MIN_N
 from ablation.vocabulary import metrics
 
 # The learning curves drawn, in this order.
@@ -34,8 +34,10 @@ class Chart:
 
 
 def _estimates(terms: pd.DataFrame, name: Callable[[dict], str]) -> str:
-    """Each model term's estimate as ``name: +1.23 [lo, hi], p 0.045``, joined by ``; ``."""
-    return "; ".join(f"{name(r)}: {tables.fmt_estimate(r)}" for r in terms.to_dict("records"))
+    """Each model term's estimate as ``name: +1.23``, joined by ``; `` (no interval, no p)."""
+    return "; ".join(
+        f"{name(r)}: {tables.fmt_signed(r['estimate'])}" for r in terms.to_dict("records")
+    )
 
 
 def _effect_chart(summary: Summary) -> Chart:
@@ -45,12 +47,11 @@ def _effect_chart(summary: Summary) -> Chart:
         "forest",
         "effect",
         f"Effect against the baseline ({summary.baseline})",
-        f"Δ {m}, paired by seed; thick bar: the paired t-interval at the level Holm's "
-        "correction tested it at (it excludes 0 exactly when the verdict is better or "
-        f"worse); thin line above it: BCa bootstrap 95% CI, from {BOOTSTRAP_MIN_N} pairs; "
-        "shaded: "
-        f"±min_effect when the study declares one. Better is to the {better}. Blue: "
-        "better, vermillion: worse, grey: neither.",
+        f"Δ {m}, paired by seed; one bar per comparison: the interval that decided its "
+        "verdict (the legend names it: for equivalent the TOST interval, for better or worse "
+        "the efficacy interval, which excludes 0); shaded: ±min_effect when the study declares "
+        f"one; an equivalent bar lies inside it. Better is to the {better}. Blue: better, "
+        "vermillion: worse, green: equivalent, orange: undecided, grey: no decision.",
         effect_figure(summary),
     )
 
@@ -81,7 +82,7 @@ def _factor_charts(summary: Summary) -> list[Chart]:
                 f"effect-{i}",
                 "factor",
                 f"Main effect: {factor}",
-                (caption or "no estimate") + " (marginal means, 95% t-CI).",
+                (caption or "no estimate") + f" (marginal means; {DESCRIPTIVE}).",
                 factor_figure(summary, factor),
             )
         )
@@ -103,7 +104,8 @@ def _interaction_charts(summary: Summary) -> list[Chart]:
                 f"heatmap-{i}",
                 "interaction",
                 f"Interaction: {a} × {b}",
-                (caption or "interaction not estimable with these trials") + f". Cells: mean {m}.",
+                (caption or "interaction not estimable with these trials")
+                + f". Cells: mean {m} ({DESCRIPTIVE}).",
                 interaction_figure(summary, a, b),
             )
         )

@@ -8,7 +8,6 @@ from matplotlib.patches import Rectangle
 from ablation.report import tables
 from ablation.report.figures.style import (
     SMALL,
-    VERDICT_COLOURS,
     MarkedFigure,
     empty,
     finite,
@@ -17,27 +16,24 @@ from ablation.report.figures.style import (
 )
 from ablation.report.summary import Summary
 
+# Descriptive marks are drawn in a neutral ink, never in a verdict's colour.
+INK = "#3b4048"
+
 
 @styled
 def factor_figure(summary: Summary, factor: str) -> MarkedFigure:
-    """Main effect of one factor: marginal mean per level with its 95% t-CI."""
+    """Main effect of one factor: the marginal mean per level (descriptive: no interval)."""
     mm = summary.marginal_means
     rows = mm[mm["factor"] == factor].to_dict("records") if len(mm) else []
     fig, ax = new_figure(SMALL)
     if not any(finite(r["mean"]) for r in rows):
         return empty(fig, ax, "no finished factorial trials")
-    blue = VERDICT_COLOURS["better"]
     xs = [i for i, r in enumerate(rows) if finite(r["mean"])]
-    ax.plot(xs, [rows[i]["mean"] for i in xs], color=blue, linewidth=1.6)
+    ax.plot(xs, [rows[i]["mean"] for i in xs], color=INK, linewidth=1.6)
     for i in xs:
         r = rows[i]
-        tip = (
-            f"{factor} = {r['level']}: {tables.fmt_pm(r['mean'], r['std'])}, "
-            f"95% CI {tables.fmt_ci(r['ci_low'], r['ci_high'])}, n={r['n']}"
-        )
-        if finite(r["ci_low"], r["ci_high"]):
-            fig.mark(ax.vlines(i, r["ci_low"], r["ci_high"], color=blue, linewidth=2), tip)
-        fig.mark(ax.plot([i], [r["mean"]], "o", color=blue, markersize=7)[0], tip)
+        tip = f"{factor} = {r['level']}: mean {tables.fmt_pm(r['mean'], r['std'])}, n={r['n']}"
+        fig.mark(ax.plot([i], [r["mean"]], "o", color=INK, markersize=7)[0], tip)
     ax.set_xticks(range(len(rows)), [str(r["level"]) for r in rows])
     ax.set_xlim(-0.5, len(rows) - 0.5)
     ax.grid(False, axis="x")

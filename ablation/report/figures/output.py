@@ -46,6 +46,8 @@ def svg_text(fig: Figure, name: str | None = None, label: str = "") -> str:
         attrs = f' class="{mark.kind}"'
         if mark.variant is not None:
             attrs += f' data-variant="{html.escape(mark.variant)}"'
+        for key, value in mark.data:
+            attrs += f' data-{key}="{html.escape(value)}"'
         title = f"<title>{html.escape(mark.tip)}</title>" if mark.tip else ""
         text = text.replace(f'<g id="{prefix}-{gid}">', f'<g id="{prefix}-{gid}"{attrs}>{title}', 1)
     # The page sizes the chart (CSS: width 100%); the viewBox keeps its proportions.

@@ -20,13 +20,23 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ablation.report.summary import Summary
-from ablation.vocabulary.verdicts import BETTER, WORSE
+from ablation.vocabulary.verdicts import BETTER, EQUIVALENT, UNDECIDED, WORSE
 
 # Okabe & Ito (2008); black first for the baseline, yellow last (weak on white).
 OKABE_ITO = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#F0E442")
 # After the eight colours, variants are told apart by dashes (on-off lengths in points).
 DASHES: tuple[tuple[float, ...], ...] = ((), (6, 3), (2, 2), (8, 3, 2, 3))
-VERDICT_COLOURS = {BETTER: "#0072B2", WORSE: "#D55E00", "none": "#8a8f98"}
+# One colour per verdict (Okabe-Ito), so an equivalent comparison never looks like an open
+# one; "none" is every other word (no decision declared, not enough seeds, continue).
+VERDICT_COLOURS = {
+    BETTER: "#0072B2",
+    WORSE: "#D55E00",
+    EQUIVALENT: "#009E73",
+    UNDECIDED: "#E69F00",
+    "none": "#8a8f98",
+}
+# The +-min_effect band the equivalent bars lie inside.
+BAND_COLOUR = "#e3efe9"
 GRID = "#e6e6e6"
 
 WIDE = (6.4, 3.4)
@@ -49,6 +59,11 @@ STYLE = {
     "svg.fonttype": "path",
     "figure.dpi": 100,
 }
+
+
+def verdict_colour(verdict: object) -> str:
+    """The colour a comparison is drawn in: its verdict's, grey for any other word."""
+    return VERDICT_COLOURS.get(verdict, VERDICT_COLOURS["none"])  # type: ignore[arg-type]
 
 
 def dashes(i: int) -> tuple[float, ...]:
@@ -86,6 +101,9 @@ class Mark:
     tip: str
     variant: str | None = None
     kind: str = "mark"  # the element's class in the SVG: "mark" for data marks
+    # Extra ``data-<key>`` attributes of the element, for a reader of the page (or a test)
+    # to check what a mark stands for without parsing its tooltip.
+    data: tuple[tuple[str, str], ...] = ()
 
 
 class MarkedFigure(Figure):
@@ -95,11 +113,20 @@ class MarkedFigure(Figure):
         super().__init__(*args, **kwargs)
         self.marks: dict[str, Mark] = {}
 
-    def mark(self, artist: Artist, tip: str, variant: str | None = None, kind: str = "mark"):
-        """Tag ``artist`` as a data mark with its tooltip and variant; returns the artist."""
+    def mark(
+        self,
+        artist: Artist,
+        tip: str,
+        variant: str | None = None,
+        kind: str = "mark",
+        data: dict[str, object] | None = None,
+    ):
+        """Tag ``artist`` as a data mark with its tooltip, variant and ``data-*`` attributes;
+        returns the artist."""
         gid = f"mark-{len(self.marks)}"
         artist.set_gid(gid)
-        self.marks[gid] = Mark(tip, variant, kind)
+        attrs = tuple((k, str(v)) for k, v in (data or {}).items())
+        self.marks[gid] = Mark(tip, variant, kind, attrs)
         return artist
 
 
