@@ -22,6 +22,7 @@ from ablation.commands.dashboard import main as dashboard_command
 from ablation.dashboard import DASHBOARD_FILE, render_dashboard
 from ablation.dashboard.publish import publish_study_report
 from ablation.report import tables
+from ablation.report.factorial import DESCRIPTIVE
 from ablation.report.summary import Summary, summarize
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -109,7 +110,10 @@ def test_page_is_self_contained_and_shows_the_report_numbers(synthetic_summary):
         assert tables.fmt_ci(r["ci_low"], r["ci_high"]) in page
         assert r["verdict"] in page
     for r in synthetic_summary.main_effects.to_dict("records"):
-        assert tables.fmt_ci(r["ci_low"], r["ci_high"]) in page
+        estimate = tables.fmt_signed(r["estimate"])
+        assert estimate in page or estimate.replace("+", "&#43;") in page
+    # The factor section says what it is: estimates only, beside the verdicts.
+    assert f"Everything in this section is {DESCRIPTIVE}" in page
     # Failed and stopped trials are listed with their status and error.
     assert page.count('data-status="FAILED"') == 2  # the filter box and the one failed trial
     assert "loss is nan" in page
