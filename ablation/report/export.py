@@ -95,9 +95,14 @@ def _counts_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with its whole-number count columns as nullable integers (``Int64``)."""
     out = frame.copy()
     for column in out.columns:
-        values = pd.to_numeric(out[column], errors="coerce")
+        if not _is_count(str(column)):
+            continue
+        try:  # a column of numbers (an object column of floats and None included)
+            values = pd.to_numeric(out[column])
+        except (TypeError, ValueError):
+            continue  # text: left as it is
         whole = values.dropna()
-        if _is_count(str(column)) and (whole == whole.round()).all():
+        if (whole == whole.round()).all():
             out[column] = values.round().astype("Int64")
     return out
 
