@@ -377,7 +377,9 @@ def sections(summary: Summary) -> list[Section]:
             "variants",
             "Per variant",
             variants_display(summary),
-            "Statistics over FINISHED trials only; stopped, failed and other trials counted.",
+            "Statistics over FINISHED trials only; stopped, failed and other trials counted. "
+            "The 95% CI is each variant's own mean's; whether a variant differs from the "
+            "baseline is its paired verdict above, not whether these overlap.",
         ),
         Section(
             "main_effects",
