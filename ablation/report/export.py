@@ -235,13 +235,20 @@ th:first-child,td:first-child{text-align:left}
 caption{caption-side:bottom;text-align:left;color:#555;font-size:.9em;padding-top:.3em}
 td.verdict{text-align:left}.verdict-better{color:#0072B2;font-weight:600}.verdict-worse{color:#D55E00;font-weight:600}
 .verdict-equivalent{color:#007A5A;font-weight:600}.verdict-undecided{color:#8C5A00;font-weight:600}
+td.text{text-align:left}
 """
+
+
+# Columns of words, not numbers: left-aligned where numbers are right-aligned.
+TEXT_COLUMNS = {"Interval is", "Reason", "Outlier seeds"}
 
 
 def html_table(table: pd.DataFrame, caption: str = "") -> str:
     """An HTML table through pandas' Styler, cells escaped; verdict cells get a class so the
     dashboard can colour them."""
     classes = pd.DataFrame("", index=table.index, columns=table.columns)
+    for column in TEXT_COLUMNS & set(table.columns):  # words read left to right
+        classes[column] = "text"
     if "Verdict" in table.columns:
         classes["Verdict"] = [
             f"verdict verdict-{x}" if x in DECISIONS else "verdict" for x in table["Verdict"]
