@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from helpers import free_port
+from helpers import free_port, write_study
 
 
 def test_ui_serves_the_store_without_the_venv_on_path(tmp_path, fresh_mlflow_uri):
@@ -99,6 +99,10 @@ def test_read_commands_and_dashboard_no_log_write_nothing_to_the_store(
     assert main(["report", "looked-at", "--format", "json", *uri]) == 0
     assert main(["dashboard", "looked-at", "-o", str(out), "--no-log", *uri]) == 0
     assert "not logged: --no-log" in capsys.readouterr().out
+    # A dry run reads the store for its power plan, and writes nothing there either.
+    planned = write_study(out, "planned", decision={"min_effect": 2.0})
+    assert main(["run", str(planned), "--dry-run", *uri]) == 0
+    assert "power plan" in capsys.readouterr().out
     assert (out / "dashboard.html").stat().st_size > 1000
     assert _store_state(store, out) == before, "a read-only command wrote to the store"
     client = MlflowClient(fresh_mlflow_uri)
