@@ -10,14 +10,32 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+# What --tracking-uri means to each command: which store it writes or reads, and where the
+# store comes from when the flag is not given (ablation.track.stores.tracking_uri).
+_DEFAULT = "default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db"
+_FROM_FILE = (
+    "default: the study file's tracking.uri, else MLFLOW_TRACKING_URI, else sqlite:///mlflow.db"
+)
+SUBMITS = (
+    f"the MLflow store the job writes to ({_FROM_FILE}; a relative SQLite path is made "
+    "absolute, and the Ray head must reach it)"
+)
+READS = f"the MLflow store to read the study from, read only ({_DEFAULT})"
+READS_ALL = f"the MLflow store to list the studies of, read only ({_DEFAULT})"
+LOGS_PAGE = (
+    f"the MLflow store to read the study from and, unless --no-log, to log the page on its "
+    f"parent run ({_DEFAULT})"
+)
+SHOWS = f"the MLflow store the UI shows ({_DEFAULT})"
+PLANS = (
+    "the MLflow store the study's runs are written to; with --dry-run only read, for the "
+    f"power plan's finished trials ({_FROM_FILE})"
+)
+UNUSED = "accepted so every command takes it; validate reads no store"
 
-def _add_tracking(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--tracking-uri",
-        default=None,
-        help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db; "
-        "for `run`, the study's tracking.uri comes before both)",
-    )
+
+def _add_tracking(parser: argparse.ArgumentParser, meaning: str) -> None:
+    parser.add_argument("--tracking-uri", default=None, metavar="URI", help=meaning)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip checking that dataset.root exists here (a file for another machine)",
     )
-    _add_tracking(p)
+    _add_tracking(p, UNUSED)
 
     p = sub.add_parser("run", help="run (or continue) a study")
     p.add_argument("file", metavar="FILE")
@@ -44,23 +62,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--optuna-storage", default=None, help="Optuna storage URL (e.g. postgresql://...)"
     )
     p.add_argument("--dry-run", action="store_true", help="print the trial table; start nothing")
-    _add_tracking(p)
+    _add_tracking(p, PLANS)
 
     p = sub.add_parser("submit", help="submit a study to a Ray cluster as a Ray job")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--address", required=True, help="Ray Jobs API address, http://HEAD:8265")
     p.add_argument("--optuna-storage", default=None, help="Optuna storage URL for the job")
     p.add_argument("--no-wait", action="store_true", help="return after submitting")
-    _add_tracking(p)
+    _add_tracking(p, SUBMITS)
 
     p = sub.add_parser("status", help="trials done / running / failed / left, best so far")
     p.add_argument("study", nargs="?", default=None, metavar="STUDY")
-    _add_tracking(p)
+    _add_tracking(p, READS)
 
     p = sub.add_parser(
         "studies", help="every study in the store: counts, last activity, best variant"
     )
-    _add_tracking(p)
+    _add_tracking(p, READS_ALL)
 
     p = sub.add_parser("report", help="the ablation summary of a study")
     p.add_argument("study", metavar="STUDY")
@@ -74,12 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="also write every figure as DIR/<name>.pdf and .svg (for papers)",
     )
-    _add_tracking(p)
+    _add_tracking(p, READS)
 
-    p = sub.add_parser("dashboard", help="a self-contained HTML dashboard of a study")
+    p = sub.add_parser(
+        "dashboard",
+        help="a self-contained HTML dashboard of a study, also logged on its parent run",
+    )
     p.add_argument("study", metavar="STUDY")
     p.add_argument("-o", "--output-dir", default=".", metavar="DIR")
-    _add_tracking(p)
+    p.add_argument(
+        "--no-log",
+        action="store_true",
+        help="only write DIR/dashboard.html; log nothing on the study's run (the store is "
+        "only read)",
+    )
+    _add_tracking(p, LOGS_PAGE)
 
     p = sub.add_parser("profile", help="params, GFLOPs and latency of a backbone + attention")
     p.add_argument("--backbone", required=True)
@@ -98,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ui", help="the MLflow UI on the configured store")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--host", default="127.0.0.1")
-    _add_tracking(p)
+    _add_tracking(p, SHOWS)
     return parser
 
 

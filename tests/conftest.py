@@ -95,9 +95,10 @@ def _log_synthetic_study(
     metric: str = "val_top1_error",
     mode: str = "min",
     design: str = "full-factorial",
+    params: dict[str, str] | None = None,
 ) -> str:
     """Write a parent run and one child run per trial exactly per the MLflow names contract;
-    return the parent run id."""
+    return the parent run id. `params`: each trial's (flattened) config params."""
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
@@ -151,8 +152,13 @@ def _log_synthetic_study(
                 value = t["epochs_completed"]
             if value is not None and pd.notna(value):
                 metrics.append(Metric(m, float(value), 0, last))
-        params = [Param("model.backbone", "resnet20"), Param("train.epochs", "3")]
-        client.log_batch(rid, metrics=metrics, params=params, tags=[RunTag("synthetic", "1")])
+        logged = params or {"model.backbone": "resnet20", "train.epochs": "3"}
+        client.log_batch(
+            rid,
+            metrics=metrics,
+            params=[Param(k, v) for k, v in logged.items()],
+            tags=[RunTag("synthetic", "1")],
+        )
         mlflow_status = {"FINISHED": "FINISHED", "FAILED": "FAILED"}.get(t["status"], "KILLED")
         client.set_terminated(rid, status=mlflow_status)
     client.set_terminated(parent)

@@ -17,12 +17,14 @@ from mlflow.tracking import MlflowClient
 
 from ablation.commands.ui import ui_url
 from ablation.dashboard.publish import live_seconds, partial_publisher, publish_study_report
-from ablation.report.pilot import earlier_paired_sd
+from ablation.report.pilot import paired_sd_for_plan, training_setup
 from ablation.run.driver import LeaseHeld, LiveRefresh, RunResult, run_study
 from ablation.run.ray_session import RayAuthRefused
 from ablation.run.signals import stop_like_ctrl_c
 from ablation.study import Study, format_trial_table, load_for_command, trial_table
+from ablation.study.design import all_variants
 from ablation.study.plan import PairedSd, power_plan
+from ablation.study.trials import resolve_config
 from ablation.track import names, stores
 from ablation.track.landing import prepare_landing
 
@@ -41,9 +43,10 @@ def main(args: argparse.Namespace) -> int:
     if args.dry_run:
         table = trial_table(study)
         print(format_trial_table(table))
-        plan = power_plan(study, table, _earlier_sd(uri, study, table))
+        found, refused = _plan_sd(uri, study, table)
+        plan = power_plan(study, table, found)
         if plan:
-            print("\n" + "\n".join(plan))
+            print("\n" + "\n".join([*plan, *(f"  not planned from {why}" for why in refused)]))
         return 0
     if args.max_concurrent is not None and args.max_concurrent < 1:
         print("--max-concurrent: must be >= 1", file=sys.stderr)
@@ -88,25 +91,29 @@ def live_cost_line(live: LiveRefresh, wall_seconds: float, slots: int) -> str:
     )
 
 
-def _earlier_sd(uri: str, study: Study, table: pd.DataFrame) -> PairedSd | None:
-    """The paired sd of an earlier study in the store, for the power plan (decision only)."""
+def _plan_sd(uri: str, study: Study, table: pd.DataFrame) -> tuple[PairedSd | None, list[str]]:
+    """The paired sd for the power plan (decision only): the study's own finished trials,
+    else another study's in the store with its training setup (`ablation.report.pilot`);
+    and the studies refused, with why."""
     if study.decision is None:
-        return None
-    base = set(table.loc[table["variant"] == study.baseline, "trial_id"])
+        return None, []
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return None  # no store yet (and a dry run must not create one)
+        return None, []  # no store yet (and a dry run must not create one)
+    base = table.loc[table["variant"] == study.baseline]
     try:
-        return earlier_paired_sd(
+        baseline = next(v for v in all_variants(study) if v.name == study.baseline)
+        choice = paired_sd_for_plan(
             uri,
             study=study.study,
-            baseline_trial_ids=base,
-            dataset=study.dataset.name,
-            backbone=study.model.backbone,
+            trial_ids=set(table["trial_id"]),
+            baseline_trial_ids=set(base["trial_id"]),
+            setup=training_setup(resolve_config(study, baseline.overrides)),
             metric=study.metric.name,
         )
-    except Exception as err:  # no store yet, or unreachable: plan without it, and say why
+    except Exception as err:  # unreachable, or unreadable: plan without it, and say why
         print(f"note: no earlier study read for the power plan ({err})", file=sys.stderr)
-        return None
+        return None, []
+    return choice.found, choice.refused
 
 
 def _resume_command(args: argparse.Namespace) -> str:

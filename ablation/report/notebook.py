@@ -21,8 +21,13 @@ from ablation.report.export import FORMATS, render
 from ablation.report.figures import charts
 from ablation.track import stores
 
-# Friendly figure names, beside the dashboard's chart names (`forest`, `curve-...`, ...).
-ALIASES = {"effects": "forest", "effect": "forest"}
+# Names a reader may try that are no figure's, and which figures they may mean: the
+# figure names are the dashboard's (its element ids) and `ablation report --figures`' files.
+NEAR_MISSES = {
+    "effects": "s.effects is the main-effects table; its plots are 'effect-0', 'effect-1', ... "
+    "(one per factor), and the effects against the baseline are 'forest'",
+}
+NEAR_MISSES["effect"] = NEAR_MISSES["main-effects"] = NEAR_MISSES["effects"]
 
 
 @dataclass
@@ -62,15 +67,21 @@ class StudyView:
         return self.summary.curves
 
     def figure_names(self) -> list[str]:
+        """The names of this study's figures: the dashboard's (`forest`, `curve-val_loss`,
+        `effect-0`, ...), the files `ablation report --figures DIR` writes."""
         return [c.name for c in charts(self.summary)]
 
     def figure(self, name: str) -> Figure:
-        """A figure of the dashboard by name (`effects` = `forest`, `curve-val_loss`, ...)."""
-        wanted = ALIASES.get(name, name)
+        """A figure of the dashboard by name: `forest` (each variant's effect against the
+        baseline), `curve-val_top1_error`, `effect-0` (a factor's main effect), ...;
+        `figure_names()` lists this study's."""
         for chart in charts(self.summary):
-            if chart.name == wanted:
+            if chart.name == name:
                 return chart.figure
-        raise KeyError(f"no figure {name!r}; this study has: {', '.join(self.figure_names())}")
+        hint = f" ({NEAR_MISSES[name]})" if name in NEAR_MISSES else ""
+        raise KeyError(
+            f"no figure {name!r}{hint}; this study has: {', '.join(self.figure_names())}"
+        )
 
     def to(self, fmt: str) -> str | bytes:
         """The report in one of `ablation report`'s formats (md, csv, latex, html, json,

@@ -137,6 +137,7 @@ def _trial_row(run: Any) -> dict[str, Any]:
         "epochs_completed": metrics.get("epochs_completed"),
         "reused_from": tags.get(names.REUSED_FROM),
         "start_time": run.info.start_time,
+        "dataset": run.data.params.get("dataset.name"),  # its classes: chance, for "did it learn"
     }
     for key, value in tags.items():
         if key.startswith(names.FACTOR_PREFIX):
@@ -237,7 +238,7 @@ def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
     factor_cols = sorted(c for c in trials.columns if c.startswith(names.FACTOR_PREFIX))
     metric_cols = [m for m in names.FINAL_METRICS + names.EPOCH_METRICS if m in trials.columns]
     metric_cols = [m for m in metric_cols if m != "epochs_completed"]
-    extra = [c for c in ("reused_from", "start_time") if c in trials.columns]
+    extra = [c for c in ("reused_from", "start_time", "dataset") if c in trials.columns]
     trials = trials[base_cols + factor_cols + metric_cols + extra]
     history = _histories(client, children, {r["run_id"]: r for r in rows})
 

@@ -119,6 +119,7 @@ def summarize(
         comparisons, looks = sequential_comparisons(comparisons, pairs, plan)
     factors = factor_columns(trials)
     factorial = analyse_factors(finished, metric, factors, factor_levels)
+    variants = per_variant(values, metric=metric, alpha=alpha, order=order, history=history)
     return Summary(
         study=study,
         metric=metric,
@@ -128,7 +129,7 @@ def summarize(
         alpha=alpha,
         factors=factors,
         values=values,
-        variants=per_variant(values, metric=metric, alpha=alpha, order=order),
+        variants=variants,
         comparisons=comparisons,
         marginal_means=factorial.marginal_means,
         main_effects=factorial.main_effects,
@@ -136,7 +137,7 @@ def summarize(
         interaction_cells=factorial.interaction_cells,
         curves=learning_curves(history, values),
         importance=importance if importance is not None else pd.DataFrame(),
-        notes=[*own_notes, *factorial.notes, *notes],
+        notes=[*own_notes, *_not_learned(variants), *factorial.notes, *notes],
         decision=decision,
         looks=looks,
         plan=seeds_plan(pairs, decision) if decision is not None else pd.DataFrame(),
@@ -165,3 +166,13 @@ def _values(
     else:
         notes.append("metrics taken at each trial's final epoch (never the best epoch)")
     return values, notes
+
+
+def _not_learned(variants: pd.DataFrame) -> list[str]:
+    """A note per variant that did not learn (`variants.did_it_learn`)."""
+    flagged = variants[variants["learned"].eq(False)] if "learned" in variants else variants[:0]
+    return [
+        f"{r['variant']} did not learn: {r['learned_why']}; its comparisons say nothing about "
+        "the architecture"
+        for r in flagged.to_dict("records")
+    ]

@@ -261,6 +261,8 @@ def variants_display(summary: Summary) -> pd.DataFrame:
                 metric_label("latency_ms"): fmt_pm(
                     r.get("latency_ms.mean"), r.get("latency_ms.std")
                 ),
+                # Did it learn? (report/variants.py; the notes say why not)
+                "Learned": {True: "yes", False: "NO"}.get(r.get("learned"), "–"),
             }
         )
     return pd.DataFrame(rows)
@@ -495,6 +497,7 @@ def verdict_lines(summary: Summary) -> list[str]:
     """One plain line per comparison (`verdict_line`), as `ablation run` prints at the end,
     then the trials left out of the statistics."""
     lines = [verdict_line(summary, r) for r in summary.comparisons.to_dict("records")]
+    _mark_unlearned(summary, lines)
     counts = summary.variants[["n_stopped", "n_failed", "n_other"]].sum()
     if counts.sum():
         lines.append(
@@ -502,6 +505,21 @@ def verdict_lines(summary: Summary) -> list[str]:
             f"{int(counts['n_stopped'])} stopped, {int(counts['n_other'])} other trials"
         )
     return lines
+
+
+def _mark_unlearned(summary: Summary, lines: list[str]) -> None:
+    """Mark each comparison's line (one per comparison, in order) whose variant or baseline
+    did not learn (report/variants.py `did_it_learn`): its verdict says nothing about the
+    architecture."""
+    v = summary.variants
+    unlearned = set(v.loc[v["learned"].eq(False), "variant"]) if "learned" in v else set()
+    for i, r in enumerate(summary.comparisons.to_dict("records")):
+        stuck = [x for x in (r["variant"], r["baseline"]) if x in unlearned]
+        if stuck:
+            lines[i] += (
+                f" [did not learn: {' and '.join(stuck)}; this comparison says nothing about "
+                "the architecture]"
+            )
 
 
 def to_markdown(table: pd.DataFrame, escape: Callable[[str], str] = lambda s: s) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ablation.stats.intervals import t_interval
 from ablation.track import names
+from ablation.vocabulary.datasets import DATASETS
 from ablation.vocabulary.direction import Direction
 from ablation.vocabulary.metrics import COMPARABLE_EPOCH, COSTS
 
@@ -76,9 +77,15 @@ def variant_order(values: pd.DataFrame, baseline: str | None) -> list[str]:
 
 
 def per_variant(
-    values: pd.DataFrame, *, metric: str, alpha: float = 0.05, order: Sequence[str] | None = None
+    values: pd.DataFrame,
+    *,
+    metric: str,
+    alpha: float = 0.05,
+    order: Sequence[str] | None = None,
+    history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Per variant: trial counts by status, and n/mean/std/CI of each metric over FINISHED seeds."""
+    """Per variant: trial counts by status, n/mean/std/CI of each metric over FINISHED seeds,
+    and whether it learned (`did_it_learn`: `learned`, `learned_why`)."""
     metrics = [metric] + [m for m in CURVE_METRICS + COST_METRICS if m != metric]
     metrics = [m for m in metrics if m in values.columns]
     rows = []
@@ -94,14 +101,70 @@ def per_variant(
         for m in metrics:
             for k, x in t_interval(done[m].to_numpy(dtype=float), alpha).items():
                 row[f"{m}.{k}"] = x
+        row["learned"], row["learned_why"] = did_it_learn(done, history)
         rows.append(row)
     if not rows:
         counts = ["variant", "n_trials", *STATUS_COUNTS, "n_other", "seeds", "ci_method"]
         stats_cols = [
             f"{m}.{k}" for m in metrics for k in ("n", "mean", "std", "ci_low", "ci_high")
         ]
-        return pd.DataFrame(columns=counts + stats_cols)
+        return pd.DataFrame(columns=counts + stats_cols + ["learned", "learned_why"])
     return pd.DataFrame(rows)
+
+
+# -- did it learn? -------------------------------------------------------------------------------
+
+# A variant "learned" unless its top-1 accuracy stays under this many times chance's (1 / the
+# data set's classes: 85% top-1 error on 10 classes is 15% accuracy, under 2 x 10%), or its
+# training loss did not fall. Either way its comparison measures a network that did not train,
+# and says nothing about the architecture.
+NEAR_CHANCE = 2.0
+# The training loss "fell" when its last epoch's mean is under this fraction of the first
+# epoch's, or under half the loss of a uniform guess (ln classes: a network that learned
+# within its first epoch, whose loss then stays flat).
+LOSS_FELL = 0.95
+
+
+def did_it_learn(done: pd.DataFrame, history: pd.DataFrame | None) -> tuple[bool | None, str]:
+    """(learned, why not) of one variant's FINISHED trials: False with the reason when its mean
+    top-1 error stays near chance or its training loss did not fall; None when nothing says
+    (no finished trial, or neither measure recorded)."""
+    if done.empty:
+        return None, ""
+    classes = None
+    if "dataset" in done and done["dataset"].notna().any():
+        name = done["dataset"].dropna().iloc[0]
+        classes = DATASETS[name].num_classes if name in DATASETS else None
+    said = False
+    if classes and "val_top1_error" in done and done["val_top1_error"].notna().any():
+        said = True
+        error = float(done["val_top1_error"].mean())
+        accuracy, chance = 100.0 - error, 100.0 / classes
+        if accuracy < NEAR_CHANCE * chance:
+            return False, (
+                f"top-1 error {error:.1f}% is near chance ({100 - chance:.1f}% for {classes} "
+                "classes)"
+            )
+    first, last = _train_loss_ends(done, history)
+    if first is not None and last is not None:
+        said = True
+        uniform = float(np.log(classes)) if classes else None
+        if last >= LOSS_FELL * first and (uniform is None or last >= uniform / 2):
+            return False, f"training loss did not fall ({first:.3g} at epoch 1, {last:.3g} last)"
+    return (True, "") if said else (None, "")
+
+
+def _train_loss_ends(
+    done: pd.DataFrame, history: pd.DataFrame | None
+) -> tuple[float | None, float | None]:
+    """Mean over the trials of their first and last epochs' training loss (two epochs or more)."""
+    if history is None or history.empty or "train_loss" not in history:
+        return None, None
+    h = history[history["trial_id"].isin(done["trial_id"])].dropna(subset=["train_loss"])
+    if h.empty or h["epoch"].nunique() < 2:
+        return None, None
+    h = h.sort_values("epoch").groupby("trial_id")["train_loss"]
+    return float(h.first().mean()), float(h.last().mean())
 
 
 def learning_curves(history: pd.DataFrame, values: pd.DataFrame) -> pd.DataFrame:

@@ -164,6 +164,16 @@ class PairedSd:
     sd: float
     source: str  # e.g. "study cbam-pilot (shares the baseline's trial ids)", "decision.pilot_sd"
     seconds_per_trial: float | None = None  # mean train time of the trials it came from
+    pairs: int | None = None  # the paired differences it rests on (None: a declared sd)
+    comparisons: int | None = None  # ... over this many comparisons
+
+    def __str__(self) -> str:
+        """`2.8 from this study's own finished trials, 12 pairs over 2 comparisons`."""
+        rests = ""
+        if self.pairs is not None:
+            over = f" over {self.comparisons} comparisons" if (self.comparisons or 0) > 1 else ""
+            rests = f", {self.pairs} pairs{over}"
+        return f"{self.sd:.3g} from {self.source}{rests}"
 
 
 def power_plan(study: Study, trials: pd.DataFrame, earlier: PairedSd | None = None) -> list[str]:
@@ -171,8 +181,9 @@ def power_plan(study: Study, trials: pd.DataFrame, earlier: PairedSd | None = No
     `decision`: per comparison the seeds its declared power at min_effect needs (Holm's
     correction accounted for at its first step, alpha / m), the trials and time that implies.
 
-    The paired sd comes from `earlier` (an earlier study in the same store, found by the
-    command's adapter), else `decision.pilot_sd`; with neither the plan says so and suggests a
+    The paired sd comes from `earlier` (the study's own finished trials, else another study
+    in the same store with its training setup: `ablation.report.pilot`), else
+    `decision.pilot_sd`; with neither the plan says so and suggests a
     pilot. Empty without a `decision`.
     """
     d = study.decision
@@ -191,13 +202,14 @@ def power_plan(study: Study, trials: pd.DataFrame, earlier: PairedSd | None = No
         plan_sd = PairedSd(d.pilot_sd, "decision.pilot_sd")
     if plan_sd is None:
         return lines + [
-            "  no paired sd to plan with: no earlier study in this store shares the baseline's "
-            "trial ids or its data set and backbone, and decision.pilot_sd is not set;",
+            "  no paired sd to plan with: the study has no finished pairs yet, no other study "
+            "in this store shares the baseline's trial ids or its training setup (data, "
+            "backbone, epochs, optimizer, schedule), and decision.pilot_sd is not set;",
             "  run a pilot first (e.g. seeds: [0, 1, 2]) or set decision.pilot_sd "
             "(the sd of variant - baseline differences over seeds, in metric units)",
         ]
     n = seeds_for_power(plan_sd.sd, d.min_effect, alpha=d.alpha / m, power=d.power)
-    lines.append(f"  paired sd {plan_sd.sd:.3g} from {plan_sd.source}")
+    lines.append(f"  paired sd {plan_sd}")
     for v in compared:
         lines.append(f"  {v} vs {study.baseline}: {n} seeds")
     total = n * len(variants)

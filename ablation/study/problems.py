@@ -13,10 +13,13 @@ from pydantic import BaseModel, ValidationError
 from ablation.study.document import Document, Loc
 from ablation.study.schema import Study, submodel, suggest
 
+NOT_CHECKED = "(not checked)"  # the key of a line naming checks an earlier problem held back
+
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a study file. `str()` is `FILE:LINE: key.path: message`."""
+    """One thing wrong with a study file. `str()` is `FILE:LINE: key.path: message`; a line
+    with the key `(not checked)` names the checks that could not run because of the others."""
 
     file: str
     line: int | None
@@ -29,11 +32,17 @@ class Problem:
 
 
 class StudyError(Exception):
-    """A study file that cannot be used; `.problems` lists every problem found."""
+    """A study file that cannot be used; `.problems` lists every problem found, then the
+    `(not checked)` lines."""
 
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(str(p) for p in problems))
         self.problems = problems
+
+    @property
+    def found(self) -> list[Problem]:
+        """The problems, without the `(not checked)` lines."""
+        return [p for p in self.problems if p.key != NOT_CHECKED]
 
 
 def key_path(loc: Iterable[str | int]) -> str:

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from ablation.report import StudyNotFound, study_summary
 from ablation.report.export import render
+from ablation.report.figures import charts
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -53,6 +54,10 @@ def test_the_readme_example_runs_and_gives_frames_and_figures(quickstart_here):
     assert set(s.comparisons["variant"]) == {"cbam", "se"}
     assert len(s.trials) == 9
     assert isinstance(scope["fig"], Figure) and scope["fig"].axes
+    # One vocabulary: the README's figure is the dashboard's forest plot, under its name there.
+    forest = next(c for c in charts(s.summary) if c.name == "forest")
+    assert forest.kind == "effect" and "forest" in s.figure_names()
+    assert scope["fig"].axes[0].get_title() == forest.figure.axes[0].get_title()
     assert "\\toprule" in scope["table"]
     # The summary is the report's: the same Markdown as `ablation report` renders.
     assert s.to("md") == render(study_summary("sqlite:///mlflow.db", "quickstart")[0], "md")
@@ -64,6 +69,11 @@ def test_open_study_says_what_is_missing(quickstart_here):
     s = open_study("quickstart", tracking_uri="sqlite:///mlflow.db")
     with pytest.raises(KeyError, match="forest"):
         s.figure("nope")
+    # `s.effects` is the main-effects table: "effects" as a figure says which figures are whose.
+    with pytest.raises(KeyError) as info:
+        s.figure("effects")
+    assert "'forest'" in str(info.value) and "'effect-0'" in str(info.value)
+    assert "main-effects table" in str(info.value)
     with pytest.raises(ValueError, match="latex"):
         s.to("docx")
     with pytest.raises(StudyNotFound):

@@ -287,12 +287,12 @@ def test_messages_say_what_is_wrong():
     )
     with pytest.raises(StudyError) as info:
         parse_study(bad, "s.yaml")
-    (problem,) = info.value.problems
+    (problem,) = info.value.found
     assert "did you mean 'kernel_size'" in problem.message
     bad = GOOD.replace("[[avg], [avg, max]]", "[3, 4]").replace("channel_pool", "kernel_size")
     with pytest.raises(StudyError) as info:
         parse_study(bad, "s.yaml")
-    (problem,) = info.value.problems
+    (problem,) = info.value.found
     assert problem.key == "factors.model.cbam.kernel_size[1]"
     assert "level 1 (4)" in problem.message and "odd" in problem.message
 
@@ -338,10 +338,15 @@ def test_validate_as_a_real_process(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == (
+    first, not_checked = proc.stderr.strip().splitlines()
+    assert first == (
         f"{bad}:8: model.cbam.kernel_size: must be odd (3, 5, 7, ...) so the spatial map keeps "
         "its size; got 4"
     )
+    # The factor's levels and the variant's override are checked against the base
+    # configuration, which is invalid here: one line says they were not checked.
+    assert not_checked.startswith(f"{bad}: (not checked): ")
+    assert "the factors' levels" in not_checked and "the variants' overrides" in not_checked
     assert "Traceback" not in proc.stderr
     proc = subprocess.run(
         [sys.executable, "-m", "ablation.cli", "validate", str(good)],
@@ -368,3 +373,87 @@ def test_fixture_text_is_plain():
     for name, text, _, _ in MALFORMED:
         assert text != GOOD, name
     assert textwrap.dedent(GOOD) == GOOD
+
+
+# Issue 25: three independent mistakes, each in another stage of the checks (a misspelt key:
+# the schema; an even kernel: a value; an unknown baseline: the variant set), all in one run.
+THREE_MISTAKES = (
+    GOOD.replace("  name: digits\n", "  name: digits\n  image_sise: 16\n")
+    .replace("kernel_size: 7", "kernel_size: 4")
+    .replace("seeds: [0, 1]", "baseline: plane\nseeds: [0, 1]")
+)
+
+
+def test_three_independent_mistakes_are_reported_in_one_run(tmp_path):
+    path = tmp_path / "three.yaml"
+    path.write_text(THREE_MISTAKES)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ablation.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    found = [x for x in lines if not x.startswith(f"{path}: (not checked): ")]
+    assert [x.split(": ")[0:2] for x in found] == [
+        [f"{path}:4", "dataset.image_sise"],
+        [f"{path}:9", "model.cbam.kernel_size"],
+        [f"{path}:17", "baseline"],
+    ], proc.stderr
+    assert "did you mean 'image_size'" in found[0]
+    assert "must be odd" in found[1]
+    assert "'plane' is not a variant" in found[2] and "did you mean 'plain'" in found[2]
+    # The checks that need the (invalid) base configuration are named, once, not left out.
+    (not_checked,) = [x for x in lines if x not in found]
+    assert "the factors' levels" in not_checked and "valid base configuration" in not_checked
+
+
+def test_an_unknown_key_holds_no_check_back():
+    # A misspelt key is left out (it means nothing); every other check still runs on the file.
+    bad = GOOD.replace("  name: digits\n", "  name: digits\n  image_sise: 16\n").replace(
+        POOLS, "[[avg], [avg, median]]"
+    )
+    with pytest.raises(StudyError) as info:
+        parse_study(bad, "s.yaml")
+    assert [p.key for p in info.value.problems] == [
+        "dataset.image_sise",
+        "factors.model.cbam.channel_pool[1]",
+        "(not checked)",
+    ]
+    # The bad level leaves the variants unnamed: the baseline check says it did not run.
+    assert "the variant names and the baseline" in info.value.problems[-1].message
+
+
+def test_checks_that_read_a_bad_key_are_not_run_on_a_guess():
+    # decision.min_effect is invalid, so the decision is left out; "sequential seeds need a
+    # decision section" would then be false, and is not said.
+    bad = GOOD.replace("seeds: [0, 1]", "seeds: {start: 3, max: 12}\ndecision: {min_effect: x}")
+    with pytest.raises(StudyError) as info:
+        parse_study(bad, "s.yaml")
+    assert [p.key for p in info.value.found] == ["decision.min_effect"]
+
+
+def test_a_yaml_error_says_nothing_else_was_checked():
+    with pytest.raises(StudyError) as info:
+        parse_study("study: x\ndataset: {name: digits\n", "s.yaml")
+    assert [p.key for p in info.value.problems] == ["(yaml)", "(not checked)"]
+
+
+def test_the_stages_are_a_list_a_stage_can_join(tmp_path):
+    # A stage is a function of the draft that returns its problems; the stages after it see
+    # the keys it blamed as unsound.
+    from ablation.study import load
+    from ablation.study.problems import Problem
+
+    def no_resnet20(draft):
+        if draft.data["model"]["backbone"] == "resnet20":
+            return [Problem(draft.problems.file, 5, "model.backbone", "not today")]
+        return []
+
+    with pytest.raises(StudyError) as info:
+        parse_study(GOOD, "s.yaml", (load.STAGES[0], no_resnet20, *load.STAGES[1:]))
+    assert [p.key for p in info.value.found] == ["model.backbone"]
+    assert "the base configuration" in info.value.problems[-1].message  # model: unsound
+    assert parse_study(GOOD, "s.yaml").baseline == "channel_pool=avg+max"
