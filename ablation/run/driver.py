@@ -28,8 +28,9 @@ from ablation.run.search import Ledger
 from ablation.run.sequential import SeedSequence
 from ablation.run.signals import stop_like_ctrl_c
 from ablation.run.tune import TuneRun, run_with_tune, set_tune_environment
-from ablation.study import Study, factor_space
+from ablation.study import Study, factor_space, trial_count
 from ablation.track import names, stores
+from ablation.track.plan import StudyPlan, changed_keys
 from ablation.track.writer import StudyWriter
 
 __all__ = ["LeaseHeld", "LiveRefresh", "RunResult", "TrialOutcome", "run_study"]
@@ -110,16 +111,21 @@ def _run_study(
     with stores.creation_lock(uri):  # a new store's tables: one process at a time
         writer = StudyWriter(uri)
         writer.client.search_experiments(max_results=1)
-    parent_run_id, resumed = writer.open_study(study, study_plan(study), optuna_storage=storage)
+    plan = study_plan(study)
+    parent_run_id, resumed = writer.open_study(study, plan, optuna_storage=storage)
     space = factor_space(study) if study.factors else {}
     with stores.creation_lock(storage):
         ledger = Ledger(storage, study, space)
     result = RunResult(study.study, uri, storage, parent_run_id)
-    trials = StudyTrials(study, writer, ledger, space, result)
+    trials = StudyTrials(study, writer, ledger, space, result, plan=plan)
     trials.reconcile()
     sequence = SeedSequence(study, trials, writer) if study.sequential_seeds else None
     writer.set_total(len(trials.known) + trials.sample_budget() * len(study.seeds))
     progress, printer = _progress(study, trials, out)
+    changes = definition_change(writer.previous_plan, plan, trials)
+    if changes:
+        printer.say(changes)
+    printer.say(f"study {study.study}: {trial_count(study)}")
     if resumed:
         printer.say(
             f"continuing study {study.study}: {progress.done} of {len(trials.known)} known "
@@ -163,6 +169,35 @@ def _run_study(
         writer.close_study(status)
         result.wall_seconds = time.monotonic() - started
     return result
+
+
+def definition_change(before: StudyPlan | None, now: StudyPlan, trials: StudyTrials) -> str:
+    """What a rerun says before any trial starts when the study's definition changed: the
+    keys the edit changed, the finished trials it keeps and those it sets aside (they stay in
+    MLflow; the report, status and dashboard show the current definition's trials only).
+    "" when nothing changed."""
+    aside = len(trials.set_aside)
+    if before is None or (before.study_hash == now.study_hash and not aside):
+        return ""
+    if before.definition is None:
+        what = ["the study file changed (its earlier plan records no keys to compare)"]
+    else:
+        what = changed_keys(before.definition, now.definition or {})
+    if not what and not aside:
+        return ""  # a comment or the layout of the file: the same definition
+    if not what:
+        what = ["no key of the study file; the code or data that shape results did"]
+    kept = len(trials.done) - trials.result.count("REUSED")
+    text = f"the definition of study {now.study} changed since its last run:\n  " + (
+        "\n  ".join(what)
+    )
+    text += f"\nkeeps {kept} finished trial{'s' * (kept != 1)}"
+    if aside:
+        text += (
+            f", sets aside {aside} of the earlier definition (kept in MLflow, never mixed "
+            f"into this study's report; restoring the earlier file brings them back)"
+        )
+    return text
 
 
 def _ensure_sqlite_dir(uri: str) -> None:

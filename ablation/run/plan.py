@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from ablation.study import Study, all_variants, factor_space, level_label
-from ablation.track.plan import StudyPlan, source_hash
+import yaml
+
+from ablation.study import Study, all_variants, expand, factor_space, level_label, seed_trials
+from ablation.track.plan import StudyPlan, definition_keys, source_hash
 
 
 def study_plan(study: Study) -> StudyPlan:
@@ -29,4 +31,18 @@ def study_plan(study: Study) -> StudyPlan:
             if (seq := study.sequential_seeds) is not None
             else None
         ),
+        trial_ids=planned_trial_ids(study),
+        definition=definition_keys(yaml.safe_load(study.source) or {}),
     )
+
+
+def planned_trial_ids(study: Study) -> list[str]:
+    """The trial ids this definition may run, in run order: every variant x seed; with
+    sequential seeds, every seed up to `max` (a look may ask for any of them). Design optuna:
+    the baseline's and the named variants' (the sampler's are added as it chooses them)."""
+    ids = [spec.trial_id for spec in expand(study)]
+    seq = study.sequential_seeds
+    if seq is not None and seq.max > seq.start:
+        variants = [v.name for v in all_variants(study)]
+        ids += [spec.trial_id for spec in seed_trials(study, variants, range(seq.start, seq.max))]
+    return ids
