@@ -239,9 +239,9 @@ def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
         notes.append(set_aside_note(set_aside))
     elif plan is not None and plan.trial_ids is None and children:
         notes.append(
-            "the study run's plan records no trial ids (an older version wrote it): every "
-            "trial under it is shown, whichever definition ran it; rerun `ablation run FILE` "
-            "to record them"
+            "the study run records no trial ids (an older version ran it): every trial "
+            "under it is shown, whichever definition of the study ran it; rerun "
+            "`ablation run FILE` to record them"
         )
     rows = [_trial_row(r) for r in children]
     trials = pd.DataFrame(rows)
