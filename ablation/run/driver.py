@@ -26,7 +26,7 @@ from ablation.run.ray_session import start_ray
 from ablation.run.reconcile import StudyTrials
 from ablation.run.search import Ledger
 from ablation.run.sequential import SeedSequence
-from ablation.run.signals import stop_like_ctrl_c
+from ablation.run.signals import say_when_stopping, stop_like_ctrl_c
 from ablation.run.tune import TuneRun, run_with_tune, set_tune_environment
 from ablation.study import Study, factor_space, trial_count
 from ablation.track import names, stores
@@ -136,21 +136,22 @@ def _run_study(
     try:
         if trials.pending or trials.samples_left() or sequence and sequence.wants_more():
             result.ray_seconds = -time.monotonic()
-            run_with_tune(
-                TuneRun(
-                    study,
-                    trials,
-                    writer,
-                    ledger,
-                    progress,
-                    printer,
-                    result,
-                    results_dir=stores.results_dir(uri),
-                    max_concurrent=max_concurrent,
-                    sequence=sequence,
-                    live=live,
+            with say_when_stopping(printer.say):
+                run_with_tune(
+                    TuneRun(
+                        study,
+                        trials,
+                        writer,
+                        ledger,
+                        progress,
+                        printer,
+                        result,
+                        results_dir=stores.results_dir(uri),
+                        max_concurrent=max_concurrent,
+                        sequence=sequence,
+                        live=live,
+                    )
                 )
-            )
             result.ray_seconds += time.monotonic()
         else:
             printer.show()

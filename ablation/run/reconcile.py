@@ -156,8 +156,11 @@ class StudyTrials:
         if not self.space:
             return 0
         size = math.prod(len(v) for v in self.space.values())
-        wanted = self.study.search.n_trials or size
-        return max(0, min(wanted, size) - len(self._sampled_before))
+        # The sampler never proposes a level combination a fixed variant (the base) has: the
+        # same count as `trial_count`, which validate and the dry run print.
+        free = size - sum(1 for v in all_variants(self.study) if v.levels)
+        wanted = self.study.search.n_trials or free
+        return max(0, min(wanted, free) - len(self._sampled_before))
 
     def sampler(
         self, progress: Progress, printer: Printer

@@ -459,10 +459,13 @@ def trial_count(study: Study) -> str:
     if seq is not None:
         low, high = seq.start, seq.max
         seeds = f"{low}-{high} seeds (sequential)"
-    fixed = len(all_variants(study))
+    variants = all_variants(study)
+    fixed = len(variants)
     if study.design == "optuna":
         size = math.prod(len(v) for v in factor_space(study).values()) if study.factors else 0
-        sampled = min(study.search.n_trials or size, size)
+        # The sampler never proposes a level combination a fixed variant (the base) has.
+        free = size - sum(1 for v in variants if v.levels)
+        sampled = max(0, min(study.search.n_trials or free, free))
         most = (fixed + sampled) * high
         return f"{fixed} fixed + up to {sampled} sampled variants x {seeds} = up to {most} trials"
     total = f"{fixed * low}" if low == high else f"{fixed * low}-{fixed * high}"
