@@ -9,9 +9,7 @@ a few hundred trials quick against a remote server).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -188,37 +186,21 @@ def _histories(client: RunStore, runs: list[Any], trial_of: dict[str, dict]) -> 
     return wide[cols].sort_values(["trial_id", "epoch"]).reset_index(drop=True)
 
 
-@contextlib.contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    """No progress bar on stderr for the one small plan file we fetch."""
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    before = os.environ.get(key)
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
-
-
 def _study_plan(client: RunStore, parent: Any) -> tuple[StudyPlan | None, list[str]]:
     """The plan the driver recorded on the parent run (`plan.json`), and the notes.
 
     Best effort (the report stands without it: levels then sort naturally, and the metric is
     read at the final epoch), so a parent run without `plan.json` still reports.
     """
-    with _quiet_downloads():
-        try:
-            return load_plan(client, parent.info.run_id), []
-        except Exception as err:  # no plan, an unreadable one, or an unreachable store
-            why = f"({type(err).__name__})" if not isinstance(err, ValueError) else f"({err})"
-            return None, [
-                f"no usable study plan on the study run {why}: variant and level order and "
-                f"metric.epoch unknown; rerun `ablation run FILE` to record it (finished "
-                f"trials are kept)"
-            ]
+    try:
+        return load_plan(client, parent.info.run_id), []
+    except Exception as err:  # no plan, an unreadable one, or an unreachable store
+        why = f"({type(err).__name__})" if not isinstance(err, ValueError) else f"({err})"
+        return None, [
+            f"no usable study plan on the study run {why}: variant and level order and "
+            f"metric.epoch unknown; rerun `ablation run FILE` to record it (finished "
+            f"trials are kept)"
+        ]
 
 
 def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:

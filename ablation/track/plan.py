@@ -8,9 +8,12 @@ the driver builds it from the loaded Study (ablation.run.plan), the report reads
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +136,21 @@ def set_aside_note(count: int) -> str:
 def load_plan(client: Any, run_id: str) -> StudyPlan:
     """The `plan.json` of the study run `run_id` through an MLflow-like client; raises
     (OSError, MLflow's errors, ValueError) when there is none or it cannot be read."""
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, _quiet_downloads():
         local = client.download_artifacts(run_id, names.PLAN_ARTIFACT, folder)
         return StudyPlan.from_json(Path(local).read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No progress bar on stderr for the one small plan file fetched."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
