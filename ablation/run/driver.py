@@ -20,7 +20,7 @@ from typing import TextIO
 from ablation.run.callbacks import LiveRefresh
 from ablation.run.lease import LeaseHeld, StudyLease
 from ablation.run.outcome import RunResult, TrialOutcome
-from ablation.run.plan import study_plan
+from ablation.run.plan import change_message, study_plan
 from ablation.run.progress import Printer, Progress
 from ablation.run.ray_session import start_ray
 from ablation.run.reconcile import StudyTrials
@@ -30,7 +30,7 @@ from ablation.run.signals import say_when_stopping, stop_like_ctrl_c
 from ablation.run.tune import TuneRun, run_with_tune, set_tune_environment
 from ablation.study import Study, factor_space, trial_count
 from ablation.track import names, stores
-from ablation.track.plan import StudyPlan, changed_keys
+from ablation.track.plan import StudyPlan
 from ablation.track.writer import StudyWriter
 
 __all__ = ["LeaseHeld", "LiveRefresh", "RunResult", "TrialOutcome", "run_study"]
@@ -173,32 +173,11 @@ def _run_study(
 
 
 def definition_change(before: StudyPlan | None, now: StudyPlan, trials: StudyTrials) -> str:
-    """What a rerun says before any trial starts when the study's definition changed: the
-    keys the edit changed, the finished trials it keeps and those it sets aside (they stay in
-    MLflow; the report, status and dashboard show the current definition's trials only).
-    "" when nothing changed."""
-    aside = len(trials.set_aside)
-    if before is None or (before.study_hash == now.study_hash and not aside):
-        return ""
-    if before.definition is None:
-        what = ["the study file changed (its earlier plan records no keys to compare)"]
-    else:
-        what = changed_keys(before.definition, now.definition or {})
-    if not what and not aside:
-        return ""  # a comment or the layout of the file: the same definition
-    if not what:
-        what = ["no key of the study file; the code or data that shape results did"]
+    """What a rerun says before any trial starts when the study's definition changed ("" when
+    it did not): the finished trials this run keeps are its done ones less those just copied
+    from other studies."""
     kept = len(trials.done) - trials.result.count("REUSED")
-    text = f"the definition of study {now.study} changed since its last run:\n  " + (
-        "\n  ".join(what)
-    )
-    text += f"\nkeeps {kept} finished trial{'s' * (kept != 1)}"
-    if aside:
-        text += (
-            f", sets aside {aside} of the earlier definition (kept in MLflow, never mixed "
-            f"into this study's report; restoring the earlier file brings them back)"
-        )
-    return text
+    return change_message(before, now, kept=kept, aside=len(trials.set_aside))
 
 
 def _ensure_sqlite_dir(uri: str) -> None:

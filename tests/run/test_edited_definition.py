@@ -3,6 +3,7 @@ earlier definition's, and says so before a trial starts (real Ray, SQLite MLflow
 
 from __future__ import annotations
 
+import contextlib
 import io
 
 import pytest
@@ -27,29 +28,42 @@ def _run(folder, uri, *, epochs: int, seeds: list[int]):
     return result, out.getvalue()
 
 
+def _dry_run(folder, uri, *, epochs: int, seeds: list[int]) -> str:
+    """The dry run of the edited file: what it says, and that it wrote nothing to the store."""
+    path = write_study(folder, "edited", train={**TRAIN, "epochs": epochs}, seeds=seeds)
+    store = folder / "mlflow.db"
+    before = store.stat().st_mtime_ns, store.stat().st_size
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["run", str(path), "--dry-run", "--tracking-uri", uri]) == 0
+    assert (store.stat().st_mtime_ns, store.stat().st_size) == before
+    return out.getvalue()
+
+
 @pytest.fixture(scope="module")
 def edited_study(tmp_path_factory):
     """2 variants x 2 seeds at epochs 1; the same file at epochs 2; then a third seed added."""
     folder = tmp_path_factory.mktemp("edited")
     uri = f"sqlite:///{folder}/mlflow.db"
-    runs = [
-        _run(folder, uri, epochs=1, seeds=[0, 1]),
-        _run(folder, uri, epochs=2, seeds=[0, 1]),
-    ]
+    runs = [_run(folder, uri, epochs=1, seeds=[0, 1])]
+    dry = _dry_run(folder, uri, epochs=2, seeds=[0, 1])
+    runs.append(_run(folder, uri, epochs=2, seeds=[0, 1]))
     after_edit = (load_runs(uri, "edited"), study_status(open_client(uri), "edited"))
     runs.append(_run(folder, uri, epochs=2, seeds=[0, 1, 2]))
-    return uri, runs, after_edit
+    return uri, runs, after_edit, dry
 
 
 def test_an_edited_definition_is_named_before_it_runs_and_its_trials_are_set_aside(edited_study):
-    uri, runs, (loaded, status) = edited_study
+    uri, runs, (loaded, status), dry = edited_study
     (_, first), (second, said) = runs[0], runs[1]
     assert "changed since its last run" not in first
     assert "study edited: 2 variants x 2 seeds = 4 trials" in first
     # Before any trial of the new definition starts: the key, what is kept and set aside.
     assert "train.epochs: 1 -> 2" in said
-    assert "keeps 0 finished trials, sets aside 4 of the earlier definition" in said
+    assert "keeps 0 finished trials, sets aside 4 of an earlier definition" in said
     assert said.index("train.epochs") < said.index("1/4 done")
+    # The dry run says the same before anything runs, and writes nothing.
+    assert "train.epochs: 1 -> 2" in dry and "sets aside 4 of an earlier definition" in dry
     assert second.count("FINISHED") == 4
 
     # The report: 2 seeds per variant at epochs 2 only, and the set-aside count said apart.
@@ -65,7 +79,7 @@ def test_an_edited_definition_is_named_before_it_runs_and_its_trials_are_set_asi
 
 
 def test_adding_a_seed_keeps_every_finished_trial(edited_study, capsys):
-    uri, runs, _ = edited_study
+    uri, runs, _, _ = edited_study
     third, said = runs[2]
     assert "seeds: [0, 1] -> [0, 1, 2]" in said
     assert "keeps 4 finished trials" in said
