@@ -451,14 +451,14 @@ def seed_trials(study: Study, variants: Iterable[str], seeds: Iterable[int]) -> 
 
 def trial_count(study: Study) -> str:
     """How many trials the study has, in the one wording validate, the dry run and the run
-    print: `3 variants x 2 seeds = 6 trials`, `3 variants x 2-4 seeds (sequential) = 6-12
+    print: `3 variants x 2 seeds = 6 trials`, `3 variants x 2-4 (sequential) seeds = 6-12
     trials`, `1 fixed + up to 8 sampled variants x 2 seeds = up to 18 trials`."""
     seq = study.sequential_seeds
     low = high = len(study.seeds)
     seeds = f"{low} seed{'s' * (low != 1)}"
     if seq is not None:
         low, high = seq.start, seq.max
-        seeds = f"{low}-{high} seeds (sequential)"
+        seeds = f"{low}-{high} (sequential) seeds"
     variants = all_variants(study)
     fixed = len(variants)
     if study.design == "optuna":

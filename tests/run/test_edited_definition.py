@@ -92,3 +92,29 @@ def test_adding_a_seed_keeps_every_finished_trial(edited_study, capsys):
     assert "6/6 done" in line and "set aside: 4 trials of an earlier definition" in line
     assert main(["report", "edited", "--tracking-uri", uri, "--format", "json"]) == 0
     assert '"set aside: 4 trials of an earlier definition' in capsys.readouterr().out
+
+
+def test_design_optuna_reports_every_sampled_variant_and_a_rerun_keeps_them(tmp_path):
+    """The sampler's variants join the plan's trial ids as it chooses them: the report shows
+    them, and running the same file again keeps every one (nothing set aside)."""
+    path = write_study(
+        tmp_path,
+        "sampled",
+        design="optuna",
+        factors={"model.cbam.kernel_size": [3, 5, 7]},
+        search={"sampler": "random", "n_trials": 2, "seed": 0},
+        train={**TRAIN, "epochs": 1},
+        seeds=[0],
+    )
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    first = run_study(load_study(path), tracking_uri=uri, out=io.StringIO())
+    assert first.exit_code == 0 and first.count("FINISHED") == 3
+    loaded = load_runs(uri, "sampled")
+    assert loaded.trials.variant.nunique() == 3 and loaded.set_aside == 0
+    assert set(loaded.trials.trial_id) <= set(loaded.parent.plan.trial_ids)
+
+    out = io.StringIO()
+    again = run_study(load_study(path), tracking_uri=uri, out=out)
+    assert again.count("DONE") == 3 and "changed since its last run" not in out.getvalue()
+    reloaded = load_runs(uri, "sampled")
+    assert len(reloaded.trials) == 3 and reloaded.set_aside == 0

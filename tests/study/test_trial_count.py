@@ -18,7 +18,7 @@ SEQUENTIAL = {
     ("changes", "count"),
     [
         ({}, "2 variants x 2 seeds = 4 trials"),
-        (SEQUENTIAL, "2 variants x 2-4 seeds (sequential) = 4-8 trials"),
+        (SEQUENTIAL, "2 variants x 2-4 (sequential) seeds = 4-8 trials"),
         (
             {
                 "design": "optuna",
