@@ -18,7 +18,9 @@ from mlflow.tracking import MlflowClient
 from ablation.commands.ui import ui_url
 from ablation.dashboard.publish import live_seconds, partial_publisher, publish_study_report
 from ablation.report.pilot import paired_sd_for_plan, training_setup
+from ablation.report.runs import StudyNotFound, find_parent
 from ablation.run.driver import LeaseHeld, LiveRefresh, RunResult, run_study
+from ablation.run.plan import change_message, finished_trial_ids, study_plan
 from ablation.run.ray_session import RayAuthRefused
 from ablation.run.signals import stop_like_ctrl_c
 from ablation.study import Study, format_trial_table, load_for_command, trial_table
@@ -27,6 +29,8 @@ from ablation.study.plan import PairedSd, power_plan
 from ablation.study.trials import resolve_config
 from ablation.track import names, stores
 from ablation.track.landing import prepare_landing
+from ablation.track.plan import load_plan
+from ablation.track.reader import NoStore, open_client
 
 
 def main(args: argparse.Namespace) -> int:
@@ -47,6 +51,9 @@ def main(args: argparse.Namespace) -> int:
         plan = power_plan(study, table, found)
         if plan:
             print("\n" + "\n".join([*plan, *(f"  not planned from {why}" for why in refused)]))
+        change = definition_preview(uri, study)
+        if change:
+            print("\n" + change)
         return 0
     if args.max_concurrent is not None and args.max_concurrent < 1:
         print("--max-concurrent: must be >= 1", file=sys.stderr)
@@ -114,6 +121,24 @@ def _plan_sd(uri: str, study: Study, table: pd.DataFrame) -> tuple[PairedSd | No
         print(f"note: no earlier study read for the power plan ({err})", file=sys.stderr)
         return None, []
     return choice.found, choice.refused
+
+
+def definition_preview(uri: str, study: Study) -> str:
+    """What running the file would say about a changed definition, read from the store
+    without writing to it ("" when the store, the study or its plan is not there yet)."""
+    try:
+        client = open_client(uri)
+        parent = find_parent(client, study.study)
+        before = load_plan(client, parent.info.run_id)
+    except (NoStore, StudyNotFound):
+        return ""
+    except Exception as err:  # no plan.json, or an unreachable store: the run will tell
+        return f"note: the study's earlier plan could not be read ({type(err).__name__})"
+    now = study_plan(study)
+    finished = finished_trial_ids(client, parent.info.run_id, parent.info.experiment_id)
+    current = finished & set(now.trial_ids or [])
+    kept = None if study.design == "optuna" else len(current)
+    return change_message(before, now, kept=kept, aside=len(finished - current))
 
 
 def _resume_command(args: argparse.Namespace) -> str:

@@ -9,17 +9,21 @@ import sys
 from ablation.commands import studies
 from ablation.run.status import study_status
 from ablation.track import stores
-from ablation.track.reader import open_client
+from ablation.track.reader import NoStore, open_client
 
 
 def main(args: argparse.Namespace) -> int:
-    """Exit 0, or 2 when the study is not in the store."""
+    """Exit 0, or 2 when the study is not in the store (the message names the store)."""
     if args.study is None:
         return studies.main(args)
-    client = open_client(stores.tracking_uri(args.tracking_uri, None))
-    found = study_status(client, args.study)
+    uri = stores.tracking_uri(args.tracking_uri, None)
+    try:
+        found = study_status(open_client(uri), args.study)
+    except NoStore as err:
+        print(f"no study {args.study!r}: {err}", file=sys.stderr)
+        return 2
     if found is None:
-        print(f"no study {args.study!r} in this store", file=sys.stderr)
+        print(f"no study {args.study!r} in the store {stores.shown(uri)}", file=sys.stderr)
         return 2
     print(found.line())
     return 0

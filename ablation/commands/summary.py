@@ -7,6 +7,7 @@ import sys
 
 from ablation.report import StudyNotFound, StudyRuns, Summary, study_summary
 from ablation.track import stores
+from ablation.track.reader import NoStore
 
 
 def find_summary(args: argparse.Namespace, command: str) -> tuple[str, Summary, StudyRuns] | int:
@@ -15,10 +16,15 @@ def find_summary(args: argparse.Namespace, command: str) -> tuple[str, Summary, 
     uri = stores.tracking_uri(args.tracking_uri, None)
     try:
         summary, runs = study_summary(uri, args.study)
-    except StudyNotFound as err:
-        print(f"ablation {command}: {err} ({uri})", file=sys.stderr)
+    except (StudyNotFound, NoStore) as err:
+        print(f"ablation {command}: {err}", file=sys.stderr)
         return 2
     if summary.values.empty:
-        print(f"ablation {command}: study {args.study!r} has no trial runs yet", file=sys.stderr)
+        aside = f" ({runs.set_aside} set aside, of an earlier definition)" if runs.set_aside else ""
+        print(
+            f"ablation {command}: study {args.study!r} has no finished trials of its current "
+            f"definition yet{aside} in the store {stores.shown(uri)}",
+            file=sys.stderr,
+        )
         return 1
     return uri, summary, runs

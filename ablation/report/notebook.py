@@ -93,6 +93,7 @@ class StudyView:
 
 def open_study(study: str, tracking_uri: str | None = None) -> StudyView:
     """The study named `study` in the MLflow store (default: MLFLOW_TRACKING_URI, else
-    sqlite:///mlflow.db); raises `ablation.report.StudyNotFound` when it is not there."""
+    sqlite:///mlflow.db); raises `ablation.report.StudyNotFound` when it is not there, and
+    `ablation.track.reader.NoStore` when the store itself is not (none is created)."""
     summary, runs = study_summary(stores.tracking_uri(tracking_uri, None), study)
     return StudyView(summary, runs)

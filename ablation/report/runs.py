@@ -9,10 +9,7 @@ a few hundred trials quick against a remote server).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,8 +19,8 @@ from typing import Any
 import pandas as pd
 
 from ablation.study.design import level_label
-from ablation.track import names
-from ablation.track.plan import StudyPlan
+from ablation.track import names, stores
+from ablation.track.plan import StudyPlan, current_trials, load_plan, set_aside_note
 from ablation.track.reader import open_client
 from ablation.track.search import RunStore, search_runs
 from ablation.vocabulary.direction import Direction
@@ -85,6 +82,9 @@ class StudyRuns:
     history: pd.DataFrame
     parent: ParentRun
     notes: list[str] = field(default_factory=list)
+    # Trials of an earlier definition of the study (its file was edited, or the code that
+    # trains changed): kept in MLflow under the study run, never in `trials`.
+    set_aside: int = 0
 
 
 def _tag_level(tag: str) -> Any:
@@ -187,49 +187,45 @@ def _histories(client: RunStore, runs: list[Any], trial_of: dict[str, dict]) -> 
     return wide[cols].sort_values(["trial_id", "epoch"]).reset_index(drop=True)
 
 
-@contextlib.contextmanager
-def _quiet_downloads() -> Iterator[None]:
-    """No progress bar on stderr for the one small plan file we fetch."""
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    before = os.environ.get(key)
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
-
-
 def _study_plan(client: RunStore, parent: Any) -> tuple[StudyPlan | None, list[str]]:
     """The plan the driver recorded on the parent run (`plan.json`), and the notes.
 
     Best effort (the report stands without it: levels then sort naturally, and the metric is
     read at the final epoch), so a parent run without `plan.json` still reports.
     """
-    with tempfile.TemporaryDirectory() as tmp, _quiet_downloads():
-        try:
-            local = client.download_artifacts(parent.info.run_id, names.PLAN_ARTIFACT, tmp)
-            return StudyPlan.from_json(Path(local).read_text(encoding="utf-8")), []
-        except Exception as err:  # no plan, an unreadable one, or an unreachable store
-            why = f"({type(err).__name__})" if not isinstance(err, ValueError) else f"({err})"
-            return None, [
-                f"no usable study plan on the study run {why}: variant and level order and "
-                f"metric.epoch unknown; rerun `ablation run FILE` to record it (finished "
-                f"trials are kept)"
-            ]
+    try:
+        return load_plan(client, parent.info.run_id), []
+    except Exception as err:  # no plan, an unreadable one, or an unreachable store
+        why = f"({type(err).__name__})" if not isinstance(err, ValueError) else f"({err})"
+        return None, [
+            f"no usable study plan on the study run {why}: variant and level order and "
+            f"metric.epoch unknown; rerun `ablation run FILE` to record it (finished "
+            f"trials are kept)"
+        ]
 
 
 def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
     """The study's trials and per-epoch history from MLflow, and its parent run's settings."""
     client = open_client(tracking_uri)
-    parent = find_parent(client, study_name)
+    try:
+        parent = find_parent(client, study_name)
+    except StudyNotFound as err:
+        raise StudyNotFound(f"{err} ({stores.shown(tracking_uri)})") from None
     exp_id = parent.info.experiment_id
     children = list(
         _search(client, exp_id, f"tags.`{names.PARENT_RUN_ID}` = '{parent.info.run_id}'")
     )
     children = [r for r in children if r.data.tags.get(names.ROLE) == names.ROLE_TRIAL]
+    plan, notes = _study_plan(client, parent)
+    children, set_aside = current_trials(children, plan)
+    if set_aside:
+        notes.append(set_aside_note(set_aside))
+    elif plan is not None and plan.trial_ids is None and children:
+        notes.append(
+            "the study run records no trial ids (an older version ran it): every trial "
+            "under it is shown, whichever definition of the study ran it; rerun "
+            "`ablation run FILE` to record them"
+        )
     rows = [_trial_row(r) for r in children]
     trials = pd.DataFrame(rows)
     base_cols = ["trial_id", "run_id", "variant", "seed", "status", "error", "epochs_completed"]
@@ -243,7 +239,6 @@ def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
     history = _histories(client, children, {r["run_id"]: r for r in rows})
 
     tags = parent.data.tags
-    plan, notes = _study_plan(client, parent)
     variant_order = plan.variants if plan else []
     if variant_order:
         rank = {v: i for i, v in enumerate(variant_order)}
@@ -263,7 +258,9 @@ def load_runs(tracking_uri: str, study_name: str) -> StudyRuns:
         optuna_storage=tags.get(names.OPTUNA_STORAGE),
         plan=plan,
     )
-    return StudyRuns(trials=trials, history=history, parent=parent_run, notes=notes)
+    return StudyRuns(
+        trials=trials, history=history, parent=parent_run, notes=notes, set_aside=set_aside
+    )
 
 
 def optuna_importance(storage: str | None, study_name: str) -> tuple[pd.DataFrame, str | None]:

@@ -20,16 +20,17 @@ from typing import TextIO
 from ablation.run.callbacks import LiveRefresh
 from ablation.run.lease import LeaseHeld, StudyLease
 from ablation.run.outcome import RunResult, TrialOutcome
-from ablation.run.plan import study_plan
+from ablation.run.plan import change_message, study_plan
 from ablation.run.progress import Printer, Progress
 from ablation.run.ray_session import start_ray
 from ablation.run.reconcile import StudyTrials
 from ablation.run.search import Ledger
 from ablation.run.sequential import SeedSequence
-from ablation.run.signals import stop_like_ctrl_c
+from ablation.run.signals import say_when_stopping, stop_like_ctrl_c
 from ablation.run.tune import TuneRun, run_with_tune, set_tune_environment
-from ablation.study import Study, factor_space
+from ablation.study import Study, factor_space, trial_count
 from ablation.track import names, stores
+from ablation.track.plan import StudyPlan
 from ablation.track.writer import StudyWriter
 
 __all__ = ["LeaseHeld", "LiveRefresh", "RunResult", "TrialOutcome", "run_study"]
@@ -110,16 +111,21 @@ def _run_study(
     with stores.creation_lock(uri):  # a new store's tables: one process at a time
         writer = StudyWriter(uri)
         writer.client.search_experiments(max_results=1)
-    parent_run_id, resumed = writer.open_study(study, study_plan(study), optuna_storage=storage)
+    plan = study_plan(study)
+    parent_run_id, resumed = writer.open_study(study, plan, optuna_storage=storage)
     space = factor_space(study) if study.factors else {}
     with stores.creation_lock(storage):
         ledger = Ledger(storage, study, space)
     result = RunResult(study.study, uri, storage, parent_run_id)
-    trials = StudyTrials(study, writer, ledger, space, result)
+    trials = StudyTrials(study, writer, ledger, space, result, plan=plan)
     trials.reconcile()
     sequence = SeedSequence(study, trials, writer) if study.sequential_seeds else None
     writer.set_total(len(trials.known) + trials.sample_budget() * len(study.seeds))
     progress, printer = _progress(study, trials, out)
+    changes = definition_change(writer.previous_plan, plan, trials)
+    if changes:
+        printer.say(changes)
+    printer.say(f"study {study.study}: {trial_count(study)}")
     if resumed:
         printer.say(
             f"continuing study {study.study}: {progress.done} of {len(trials.known)} known "
@@ -130,21 +136,22 @@ def _run_study(
     try:
         if trials.pending or trials.samples_left() or sequence and sequence.wants_more():
             result.ray_seconds = -time.monotonic()
-            run_with_tune(
-                TuneRun(
-                    study,
-                    trials,
-                    writer,
-                    ledger,
-                    progress,
-                    printer,
-                    result,
-                    results_dir=stores.results_dir(uri),
-                    max_concurrent=max_concurrent,
-                    sequence=sequence,
-                    live=live,
+            with say_when_stopping(printer.say):
+                run_with_tune(
+                    TuneRun(
+                        study,
+                        trials,
+                        writer,
+                        ledger,
+                        progress,
+                        printer,
+                        result,
+                        results_dir=stores.results_dir(uri),
+                        max_concurrent=max_concurrent,
+                        sequence=sequence,
+                        live=live,
+                    )
                 )
-            )
             result.ray_seconds += time.monotonic()
         else:
             printer.show()
@@ -163,6 +170,14 @@ def _run_study(
         writer.close_study(status)
         result.wall_seconds = time.monotonic() - started
     return result
+
+
+def definition_change(before: StudyPlan | None, now: StudyPlan, trials: StudyTrials) -> str:
+    """What a rerun says before any trial starts when the study's definition changed ("" when
+    it did not): the finished trials this run keeps are its done ones less those just copied
+    from other studies."""
+    kept = len(trials.done) - trials.result.count("REUSED")
+    return change_message(before, now, kept=kept, aside=len(trials.set_aside))
 
 
 def _ensure_sqlite_dir(uri: str) -> None:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from ablation.study import Study, all_variants, factor_space, level_label
-from ablation.track.plan import StudyPlan, source_hash
+from typing import Any
+
+import yaml
+
+from ablation.study import Study, all_variants, expand, factor_space, level_label, seed_trials
+from ablation.track import names
+from ablation.track.plan import StudyPlan, changed_keys, definition_keys, source_hash
+from ablation.track.search import search_runs
 
 
 def study_plan(study: Study) -> StudyPlan:
@@ -29,4 +35,61 @@ def study_plan(study: Study) -> StudyPlan:
             if (seq := study.sequential_seeds) is not None
             else None
         ),
+        trial_ids=planned_trial_ids(study),
+        definition=definition_keys(yaml.safe_load(study.source) or {}),
     )
+
+
+def planned_trial_ids(study: Study) -> list[str]:
+    """The trial ids this definition may run, in run order: every variant x seed; with
+    sequential seeds, every seed up to `max` (a look may ask for any of them). Design optuna:
+    the baseline's and the named variants' (the sampler's are added as it chooses them)."""
+    ids = [spec.trial_id for spec in expand(study)]
+    seq = study.sequential_seeds
+    if seq is not None and seq.max > seq.start:
+        variants = [v.name for v in all_variants(study)]
+        ids += [spec.trial_id for spec in seed_trials(study, variants, range(seq.start, seq.max))]
+    return ids
+
+
+def change_message(
+    before: StudyPlan | None, now: StudyPlan, *, kept: int | None, aside: int
+) -> str:
+    """How a rerun (and its dry run) names a changed definition: the keys the edit changed,
+    the finished trials it keeps (`kept` None: not known yet) and those it sets aside (they
+    stay in MLflow; the report, status and dashboard show the current definition's trials
+    only). "" when the definition did not change."""
+    if before is None or (before.study_hash == now.study_hash and not aside):
+        return ""
+    if before.definition is None:
+        what = ["the study file changed (its earlier plan records no keys to compare)"]
+    else:
+        what = changed_keys(before.definition, now.definition or {})
+    if not what and not aside:
+        return ""  # a comment or the layout of the file: the same definition
+    if not what:
+        what = ["no key of the study file; the code or data that shape results did"]
+    text = f"the definition of study {now.study} changed since its last run:\n  " + (
+        "\n  ".join(what)
+    )
+    if kept is None:  # design optuna, before a run: its sampled variants are not known yet
+        return text + "\n(the run says how many finished trials it keeps and sets aside)"
+    text += f"\nkeeps {kept} finished trial{'s' * (kept != 1)}"
+    if aside:
+        text += (
+            f", sets aside {aside} of an earlier definition (kept in MLflow, never mixed "
+            f"into this study's report; restoring the earlier file brings them back)"
+        )
+    return text
+
+
+def finished_trial_ids(client: Any, parent_run_id: str, experiment_id: str) -> set[str]:
+    """The trial ids of the finished child runs of a study run."""
+    found = search_runs(
+        client, [experiment_id], f"tags.`{names.PARENT_RUN_ID}` = '{parent_run_id}'"
+    )
+    return {
+        r.data.tags[names.TRIAL_ID]
+        for r in found
+        if r.data.tags.get(names.STATUS) in names.DONE_STATUSES and names.TRIAL_ID in r.data.tags
+    }

@@ -8,6 +8,7 @@ sampler chose before are known trials too, and `sampler()` asks for the rest of 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,7 @@ from ablation.study import (
     variant_from_levels,
 )
 from ablation.track import names
+from ablation.track.plan import StudyPlan
 from ablation.track.writer import StudyWriter, TrialRun
 
 
@@ -38,11 +40,17 @@ class StudyTrials:
         ledger: Ledger,
         space: dict[str, list[Any]],
         result: RunResult,
+        plan: StudyPlan | None = None,
     ) -> None:
         self.study, self.writer, self.ledger, self.space = study, writer, ledger, space
         self.result = result
+        # The recorded plan: trials the sampler chooses join its trial ids (design optuna).
+        self.plan = plan
         self.known: dict[str, TrialSpec] = {}  # in run order
         self.done: dict[str, TrialRun] = {}
+        # Finished trials of this study run that the current definition does not have (the
+        # file was edited, or the code that trains changed): kept in MLflow, never reported.
+        self.set_aside: list[TrialRun] = []
         self.pending: list[TrialSpec] = []
         self.variant_of: dict[str, str] = {}
         self._sampled_before: list[dict[str, Any]] = []
@@ -50,6 +58,7 @@ class StudyTrials:
     def add(self, specs: list[TrialSpec]) -> None:
         """Trials the study has beyond those reconciled (sequential seeds: a look's)."""
         self._add(specs)
+        self._record_plan()
 
     def _add(self, specs: list[TrialSpec]) -> None:
         for spec in specs:
@@ -72,6 +81,18 @@ class StudyTrials:
         self._reuse_from_other_studies()
         self._record_done_in_optuna()
         self.pending = [s for t, s in self.known.items() if t not in self.done]
+        self._record_plan()
+
+    def _record_plan(self) -> None:
+        """Known trials missing from the recorded plan's trial ids join them (design optuna's
+        sampled variants), so the report shows them."""
+        if self.plan is None or self.plan.trial_ids is None:
+            return
+        planned = set(self.plan.trial_ids)
+        new = [t for t in self.known if t not in planned]
+        if new:
+            self.plan = dataclasses.replace(self.plan, trial_ids=[*self.plan.trial_ids, *new])
+            self.writer.log_plan(self.plan)
 
     def _add_later_seeds(self) -> None:
         """Sequential seeds: the trials beyond the first `start` seeds that an earlier run
@@ -96,6 +117,8 @@ class StudyTrials:
                     self.writer.discard(run.run_id)
             if finished and trial_id in self.known:
                 self.done[trial_id] = finished[0]
+            elif finished:
+                self.set_aside.append(finished[0])
 
     def _reuse_from_other_studies(self) -> None:
         """Finished in another study of this store: copy, don't retrain."""
@@ -133,8 +156,11 @@ class StudyTrials:
         if not self.space:
             return 0
         size = math.prod(len(v) for v in self.space.values())
-        wanted = self.study.search.n_trials or size
-        return max(0, min(wanted, size) - len(self._sampled_before))
+        # The sampler never proposes a level combination a fixed variant (the base) has: the
+        # same count as `trial_count`, which validate and the dry run print.
+        free = size - sum(1 for v in all_variants(self.study) if v.levels)
+        wanted = self.study.search.n_trials or free
+        return max(0, min(wanted, free) - len(self._sampled_before))
 
     def sampler(
         self, progress: Progress, printer: Printer
@@ -157,6 +183,7 @@ class StudyTrials:
             make_specs=make_specs,
         ):
             self._add(specs)
+            self._record_plan()
             progress.grow(len(specs))
             printer.say(f"sampler chose {specs[0].variant}")
             yield number, specs

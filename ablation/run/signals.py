@@ -11,11 +11,21 @@ command (exit 1).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import signal
 import threading
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+STOPPING = (
+    "stopping: ending the running trials (marked KILLED, rerun next time) and closing the "
+    "study run; Ctrl-C again to stop at once"
+)
+# What Tune's SIGINT handler logs, through this logger, the moment it takes the signal.
+_TUNE_LOGGER = "ray.tune.tune"
+_TUNE_STOP = "Stop signal received"
 
 
 def _like_ctrl_c(signum: int, frame: FrameType | None) -> None:
@@ -33,3 +43,27 @@ def stop_like_ctrl_c() -> None:
         return
     for sig in SIGNALS:
         signal.signal(sig, _like_ctrl_c)
+
+
+class _SayStopping(logging.Handler):
+    def __init__(self, say: Callable[[str], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.say = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(_TUNE_STOP):
+            self.say(STOPPING)
+
+
+@contextlib.contextmanager
+def say_when_stopping(say: Callable[[str], None]) -> Iterator[None]:
+    """While Tune runs, `say(STOPPING)` the moment its SIGINT handler takes Ctrl-C (or a
+    SIGTERM/SIGHUP handed to it): ending the running trials takes seconds, and Tune's own
+    word goes to the Ray log file, so the terminal would otherwise stay silent meanwhile."""
+    logger = logging.getLogger(_TUNE_LOGGER)
+    handler = _SayStopping(say)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)

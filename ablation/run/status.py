@@ -13,6 +13,7 @@ from typing import Any
 
 from ablation.run.progress import best_variant
 from ablation.track import names
+from ablation.track.plan import current_trials, load_plan
 from ablation.track.search import RunStore, search_runs
 from ablation.vocabulary.direction import Direction
 
@@ -27,6 +28,7 @@ class StudyStatus:
     mode: Direction = Direction.MIN
     variants: dict[str, list[float]] = field(default_factory=dict)  # variant -> metric per seed
     last_activity: float | None = None  # epoch seconds: the latest start or end of its runs
+    set_aside: int = 0  # trials of an earlier definition: never counted above
 
     @property
     def done(self) -> int:
@@ -62,7 +64,11 @@ class StudyStatus:
         best = self.best()
         if best:
             text += f"; best {best[0]} {self.metric}={best[1]:.4g} (n={best[2]})"
-        return text
+        return text + self._set_aside_text()
+
+    def _set_aside_text(self) -> str:
+        n = self.set_aside
+        return f"; set aside: {n} trial{'s' * (n != 1)} of an earlier definition" if n else ""
 
     def listing_line(self, now: float | None = None) -> str:
         """One line of `ablation studies`: counts, when it last moved, its best variant."""
@@ -77,7 +83,7 @@ class StudyStatus:
             text += f"; last activity {when} ({_ago((now or time.time()) - self.last_activity)})"
         best = self.best()
         text += f"; best {best[0]} {self.metric}={best[1]:.4g} (n={best[2]})" if best else ""
-        return text
+        return text + self._set_aside_text()
 
 
 def _ago(seconds: float) -> str:
@@ -119,7 +125,10 @@ def study_status(client: RunStore, study: str) -> StudyStatus | None:
     )
     children = f"tags.`{names.PARENT_RUN_ID}` = '{parent.info.run_id}'"
     status.last_activity = _latest(parent)
-    for run in search_runs(client, [experiment.experiment_id], children):
+    runs, status.set_aside = current_trials(
+        list(search_runs(client, [experiment.experiment_id], children)), _plan(client, parent)
+    )
+    for run in runs:
         status.last_activity = max(filter(None, (status.last_activity, _latest(run))), default=None)
         state = run.data.tags.get(names.STATUS, names.STATUS_RUNNING)
         status.counts[state] += 1
@@ -128,6 +137,15 @@ def study_status(client: RunStore, study: str) -> StudyStatus | None:
             variant = run.data.tags.get(names.VARIANT, "?")
             status.variants.setdefault(variant, []).append(value)
     return status
+
+
+def _plan(client: RunStore, parent: Any) -> Any:
+    """The study run's plan (its trial ids say which trials are the current definition's),
+    or None: a study run without one counts every trial under it."""
+    try:
+        return load_plan(client, parent.info.run_id)
+    except Exception:  # no plan.json, or one this code cannot read: as before plans existed
+        return None
 
 
 def list_studies(client: RunStore) -> list[StudyStatus]:

@@ -22,6 +22,7 @@ from ablation.study.design import (
     levels_from_labels,
     named_variants,
     seed_trials,
+    trial_count,
     variant_from_levels,
 )
 from ablation.study.load import (
@@ -57,6 +58,7 @@ __all__ = [
     "named_variants",
     "parse_study",
     "seed_trials",
+    "trial_count",
     "trial_id",
     "trial_table",
     "trials_for_variant",

@@ -447,3 +447,26 @@ def seed_trials(study: Study, variants: Iterable[str], seeds: Iterable[int]) -> 
     seeds = list(seeds)
     per_variant = [trials_for_variant(study, v, seeds) for v in chosen]
     return [t for seed_trials in zip(*per_variant, strict=True) for t in seed_trials]
+
+
+def trial_count(study: Study) -> str:
+    """How many trials the study has, in the one wording validate, the dry run and the run
+    print: `3 variants x 2 seeds = 6 trials`, `3 variants x 2-4 (sequential) seeds = 6-12
+    trials`, `1 fixed + up to 8 sampled variants x 2 seeds = up to 18 trials`."""
+    seq = study.sequential_seeds
+    low = high = len(study.seeds)
+    seeds = f"{low} seed{'s' * (low != 1)}"
+    if seq is not None:
+        low, high = seq.start, seq.max
+        seeds = f"{low}-{high} (sequential) seeds"
+    variants = all_variants(study)
+    fixed = len(variants)
+    if study.design == "optuna":
+        size = math.prod(len(v) for v in factor_space(study).values()) if study.factors else 0
+        # The sampler never proposes a level combination a fixed variant (the base) has.
+        free = size - sum(1 for v in variants if v.levels)
+        sampled = max(0, min(study.search.n_trials or free, free))
+        most = (fixed + sampled) * high
+        return f"{fixed} fixed + up to {sampled} sampled variants x {seeds} = up to {most} trials"
+    total = f"{fixed * low}" if low == high else f"{fixed * low}-{fixed * high}"
+    return f"{fixed} variant{'s' * (fixed != 1)} x {seeds} = {total} trials"

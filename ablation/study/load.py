@@ -208,22 +208,6 @@ def validate_files(paths: Iterable[str], *, check_data: bool = True) -> int:
 
 
 def _summary(study: Study) -> str:
-    from ablation.study.design import design_variants
+    from ablation.study.design import trial_count
 
-    seeds: int | str = len(study.seeds)
-    if study.sequential_seeds is not None:
-        seeds = f"{study.sequential_seeds.start}-{study.sequential_seeds.max} (sequential)"
-    named = len(study.variants)
-    if study.design == "optuna":
-        return (
-            f"study {study.study}, design optuna: up to {study.search.n_trials} sampled "
-            f"+ {named} named variants x {seeds} seeds, baseline {study.baseline}"
-        )
-    n = len(design_variants(study)) + named
-    total = n * len(study.seeds)
-    if study.sequential_seeds is not None:
-        total = f"{total}-{n * study.sequential_seeds.max}"
-    return (
-        f"study {study.study}, {study.design}: {n} variants x {seeds} seeds = {total} "
-        f"trials, baseline {study.baseline}"
-    )
+    return f"study {study.study}, {study.design}: {trial_count(study)}, baseline {study.baseline}"

@@ -22,6 +22,7 @@ from ablation.study.design import (
     factor_space,
     fractional_design,
     level_label,
+    trial_count,
 )
 from ablation.study.schema import Study
 from ablation.study.trials import canonical_json, trials_for_variant
@@ -114,8 +115,8 @@ def _data_shape(data_cfg: dict[str, Any]) -> tuple[int, int]:
 def _notes(study: Study, n_variants: int) -> list[str]:
     seeds = len(study.seeds)
     notes = [
-        f"study {study.study}: design {study.design}, {n_variants} variants x {seeds} seeds "
-        f"= {n_variants * seeds} trials; baseline {study.baseline}; "
+        f"study {study.study}: design {study.design}, {trial_count(study)}; "
+        f"baseline {study.baseline}; "
         f"metric {study.metric.name} ({study.metric.mode}, epoch "
         f"{study.metric.epoch or study.train.epochs})"
     ]

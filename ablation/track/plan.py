@@ -8,10 +8,17 @@ the driver builds it from the loaded Study (ablation.run.plan), the report reads
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+from ablation.track import names
 
 # Bumped when a key changes meaning; a reader refuses a plan newer than it knows.
 PLAN_VERSION = 1
@@ -44,6 +51,15 @@ class StudyPlan:
     # {start, max} (`seeds` then holds the first `start`); None when the file has neither.
     decision: dict[str, Any] | None = None
     sequential_seeds: dict[str, int] | None = None
+    # The trial ids of this definition, in run order: the report, status and dashboard show
+    # these trials only, so a rerun of an edited file never mixes two definitions. With
+    # sequential seeds, every seed up to `max`; with design optuna, the sampled variants' ids
+    # are added as the sampler chooses them. None: a plan recorded before ids were (every
+    # trial of the study run is then shown).
+    trial_ids: list[str] | None = None
+    # The study file as dotted keys (`train.epochs` -> 2): what a rerun compares to name
+    # the keys an edit changed. None on a plan recorded before it was.
+    definition: dict[str, Any] | None = None
     version: int = PLAN_VERSION
 
     def to_json(self) -> str:
@@ -64,3 +80,77 @@ class StudyPlan:
             return cls(**{k: v for k, v in data.items() if k in known})
         except TypeError as err:  # a required key missing
             raise ValueError(f"plan.json incomplete: {err}") from None
+
+
+def definition_keys(document: Any, prefix: str = "") -> dict[str, Any]:
+    """A study file's parsed YAML as dotted keys (mappings flattened, lists kept whole)."""
+    if not isinstance(document, dict):
+        return {prefix.rstrip("."): document} if prefix else {}
+    out: dict[str, Any] = {}
+    for key, value in document.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(definition_keys(value, f"{dotted}."))
+        else:
+            out[dotted] = value
+    return out
+
+
+_UNSET = object()
+
+
+def changed_keys(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """`key: old -> new` for each dotted key an edit changed, added or removed, in file order."""
+    lines = []
+    for key in [*after, *(k for k in before if k not in after)]:
+        old, new = before.get(key, _UNSET), after.get(key, _UNSET)
+        if old != new:
+            lines.append(f"{key}: {_shown(old)} -> {_shown(new)}")
+    return lines
+
+
+def _shown(value: Any) -> str:
+    if value is _UNSET:
+        return "(not set)"
+    return json.dumps(value, default=str) if not isinstance(value, str) else value
+
+
+def current_trials(children: list[Any], plan: StudyPlan | None) -> tuple[list[Any], int]:
+    """(the child runs of the plan's trial ids, how many others were set aside). A plan
+    without trial ids (recorded before they were) keeps every child run."""
+    if plan is None or plan.trial_ids is None:
+        return children, 0
+    planned = set(plan.trial_ids)
+    current = [r for r in children if r.data.tags.get(names.TRIAL_ID) in planned]
+    return current, len(children) - len(current)
+
+
+def set_aside_note(count: int) -> str:
+    """The one wording of trials left out for being of an earlier definition."""
+    return (
+        f"set aside: {count} trial{'s' * (count != 1)} of an earlier definition (in MLflow "
+        f"under the study run; never averaged or paired with the current ones)"
+    )
+
+
+def load_plan(client: Any, run_id: str) -> StudyPlan:
+    """The `plan.json` of the study run `run_id` through an MLflow-like client; raises
+    (OSError, MLflow's errors, ValueError) when there is none or it cannot be read."""
+    with tempfile.TemporaryDirectory() as folder, _quiet_downloads():
+        local = client.download_artifacts(run_id, names.PLAN_ARTIFACT, folder)
+        return StudyPlan.from_json(Path(local).read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No progress bar on stderr for the one small plan file fetched."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before

@@ -14,6 +14,7 @@ The objects returned look like MLflow's where the commands read them (``run.info
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -23,6 +24,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote, urlparse
+
+from ablation.track.stores import shown
 
 # The columns this reader relies on, per table (MLflow's schema since 2.x, unchanged in 3.17).
 _SCHEMA = {
@@ -50,14 +53,27 @@ class UnsupportedStore(Exception):
     """This SQLite file or this query is not one the reader answers (use MlflowClient)."""
 
 
+class NoStore(LookupError):
+    """The local store a reading command was pointed at does not exist; str() names it."""
+
+
 def open_client(tracking_uri: str) -> Any:
-    """A client for reading `tracking_uri`: a `SqliteReader` where it can, else MlflowClient."""
-    path = sqlite_path(tracking_uri)
-    if path is not None:
+    """A client for reading `tracking_uri`: a `SqliteReader` where it can, else MlflowClient.
+
+    Raises NoStore for a local store (a SQLite file, a folder) that does not exist: MLflow's
+    client would create an empty one, and a command that only reads must leave none behind.
+    """
+    path = sqlite_path(tracking_uri) or _file_store(tracking_uri)
+    if path is not None and not path.exists():
+        raise NoStore(f"no MLflow store at {shown(tracking_uri)} (nothing was created)")
+    if sqlite_path(tracking_uri) is not None:
         try:
-            return SqliteReader(path)
+            return SqliteReader(sqlite_path(tracking_uri))
         except UnsupportedStore:
             pass
+    # Creating or migrating tables is logged at INFO; not for the terminal of a reading command.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri)
@@ -246,6 +262,13 @@ class SqliteReader:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         return str(target)
+
+
+def _file_store(uri: str) -> Path | None:
+    """The folder of a file store (`file:...`, or a path such as ./mlruns), else None."""
+    if uri.startswith("file:") or ("://" not in uri and "/" in uri):
+        return _local_dir(uri)
+    return None
 
 
 def _local_dir(uri: str) -> Path | None:

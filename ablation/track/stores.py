@@ -62,6 +62,20 @@ def results_dir(tracking: str) -> Path:
     return ((folder if folder is not None else Path(".")) / RESULTS_DIR).resolve()
 
 
+def shown(uri: str) -> str:
+    """The store as a message names it: a local one by its absolute path (a relative
+    `sqlite:///mlflow.db` depends on the folder a command ran in), a server without its
+    password."""
+    if uri.startswith("sqlite:///"):
+        rest, _, query = uri.removeprefix("sqlite:///").partition("?")
+        if rest and rest != ":memory:":
+            return f"sqlite:///{Path(rest).resolve()}" + (f"?{query}" if query else "")
+        return uri
+    if uri.startswith("file:") or ("://" not in uri and uri):
+        return str(Path(uri.removeprefix("file://").removeprefix("file:")).resolve())
+    return _host(uri)
+
+
 def _host(uri: str) -> str:
     scheme, sep, rest = uri.partition("://")
     return f"{scheme}://{rest.rpartition('@')[2]}" if sep else uri

@@ -22,7 +22,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from ablation.track import names
-from ablation.track.plan import StudyPlan
+from ablation.track.plan import StudyPlan, load_plan
 from ablation.track.search import search_runs
 
 _MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value
@@ -155,6 +155,7 @@ class StudyWriter:
         self.client = MlflowClient(tracking_uri)
         self.experiment_id: str | None = None
         self.parent_run_id: str | None = None
+        self.previous_plan: StudyPlan | None = None
 
     # -- the study ---------------------------------------------------------------------------
 
@@ -205,9 +206,25 @@ class StudyWriter:
         changed = not resumed or parent.data.tags.get(names.STUDY_HASH) != digest
         if changed:
             self._log_study_file(study)
-        if changed or not self._has_plan():
-            self.client.log_text(self.parent_run_id, plan.to_json(), names.PLAN_ARTIFACT)
+        # The plan the study ran under until now (what a rerun compares the edit with); the
+        # new one replaces it whenever it differs (the file, or the trial ids: new code).
+        self.previous_plan = self.recorded_plan() if resumed else None
+        if self.previous_plan != plan:
+            self.log_plan(plan)
         return self.parent_run_id, resumed
+
+    def log_plan(self, plan: StudyPlan) -> None:
+        """Record `plan` as the parent's `plan.json`, replacing the one before."""
+        self.client.log_text(self.parent_run_id, plan.to_json(), names.PLAN_ARTIFACT)
+
+    def recorded_plan(self) -> StudyPlan | None:
+        """The parent's `plan.json`, or None (none yet, or one this code cannot read)."""
+        if not self._has_plan():
+            return None
+        try:
+            return load_plan(self.client, self.parent_run_id)
+        except (OSError, ValueError):
+            return None
 
     def _log_study_file(self, study: LoadedStudy) -> None:
         """The study file's bytes as loaded, under its own name in the study folder."""

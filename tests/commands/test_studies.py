@@ -58,4 +58,5 @@ def _timeless(line: str) -> str:
 
 def test_an_empty_store_says_so(fresh_mlflow_uri, capsys):
     assert main(["studies", "--tracking-uri", fresh_mlflow_uri]) == 0
-    assert capsys.readouterr().out.strip() == "no studies in this store"
+    store = fresh_mlflow_uri.removeprefix("sqlite:///")
+    assert capsys.readouterr().out.strip() == f"no studies in the store sqlite:///{store}"
