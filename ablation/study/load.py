@@ -17,6 +17,7 @@ import yaml
 
 from ablation.study.checks import check_study
 from ablation.study.document import Document
+from ablation.study.plugins import plugin_problems
 from ablation.study.problems import Problem, Problems, StudyError, key_path
 from ablation.study.schema import Study
 from ablation.vocabulary.datasets import DATASETS
@@ -87,6 +88,8 @@ def load_study(path: str | os.PathLike[str]) -> Study:
         raise StudyError([Problem(file, None, "(file)", f"cannot read: {exc.strerror}")]) from None
     study = parse_study(text, file)
     study._source = raw
+    if found := plugin_problems(study, file):
+        raise StudyError(found)
     return study
 
 
