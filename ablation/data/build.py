@@ -29,7 +29,9 @@ def build_datasets(
     `DatasetError` when the data cannot be found or the section names no known data set.
     """
     if is_plugin(dataset_cfg["name"]):
-        return plugin_datasets(dataset_cfg["name"], json.dumps(dataset_cfg.get("args") or {}))
+        return plugin_datasets(
+            dataset_cfg["name"], json.dumps(dataset_cfg.get("args") or {}, sort_keys=True)
+        )
     identity = data_identity(dataset_cfg, seed_split=seed_split)
     name, seed_split, image_size = identity["name"], identity["split_seed"], identity["image_size"]
     if DATASETS[name].in_memory:

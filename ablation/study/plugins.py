@@ -15,6 +15,7 @@ import inspect
 import json
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,7 +26,14 @@ from ablation.study.problems import Problem, Problems
 from ablation.study.schema import Study, get_path
 from ablation.study.trials import Variant, canonical_json, resolve_config
 from ablation.vocabulary.datasets import DATASETS
-from ablation.vocabulary.plugins import PLUGIN_KEYS, PluginError, is_plugin, load_plugin
+from ablation.vocabulary.plugins import (
+    PLUGIN_KEYS,
+    PluginError,
+    is_plugin,
+    load_plugin,
+    parse_plugin,
+    plugin_source,
+)
 
 # Images in the dummy batch: two, so a BatchNorm in training mode would run as well.
 _BATCH = 2
@@ -66,6 +74,20 @@ def plugin_problems(study: Study, path: str | os.PathLike[str]) -> list[Problem]
             problems.add(_loc(study, variant, failed.key), failed.message)
     unique = {(p.line, p.key, p.message): p for p in problems.items}
     return list(unique.values())
+
+
+def plugin_folders(study: Study) -> list[Path]:
+    """The packages (folders) and module files under the study's folder that its plugins
+    import: what travels to Ray workers with the job. Installed plugins are the cluster's."""
+    found: list[Path] = []
+    for ref in study.plugins():
+        source = plugin_source(ref, study.folder)
+        if source.kind != "folder":
+            continue
+        top = parse_plugin(ref).top_level
+        package = source.root / top
+        found.append(package if package.is_dir() else source.files[0])
+    return list(dict.fromkeys(found))
 
 
 def _needs_a_build(config: Mapping[str, Any]) -> bool:
@@ -186,15 +208,12 @@ def _data_shape(data_cfg: Mapping[str, Any]) -> tuple[int, int, int]:
             spec.num_classes or 2,
             data_cfg.get("image_size") or spec.image_size,
         )
-    from ablation.data.build import plugin_datasets
-
     args = data_cfg.get("args") or {}
     _check_keywords("dataset.args", name, args, first_positional=False)
     try:
-        _, _, info = plugin_datasets(name, json.dumps(args, sort_keys=True))
+        return plugin_data_shape(data_cfg)
     except Exception as err:
         raise _Failed("dataset.name", _raised(name, (), args, err)) from None
-    return info["in_channels"], info["num_classes"], info["image_size"]
 
 
 def _check_keywords(
@@ -241,6 +260,16 @@ def _raised(ref: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], err: Exc
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else "(no message)"
+
+
+def plugin_data_shape(data_cfg: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(channels, classes, image size) of a "MODULE:NAME" data set, called with its args (once
+    per process: ablation.data.build.plugin_datasets keeps it)."""
+    from ablation.data.build import plugin_datasets
+
+    args = data_cfg.get("args") or {}
+    _, _, info = plugin_datasets(data_cfg["name"], json.dumps(args, sort_keys=True))
+    return info["in_channels"], info["num_classes"], info["image_size"]
 
 
 # -- where a key was written ----------------------------------------------------------------------
