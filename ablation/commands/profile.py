@@ -79,7 +79,7 @@ def main(args: argparse.Namespace) -> int:
         for k, v in {
             **(record["cbam"] or {}),
             **words.attention_args,
-            **{f"{k} (backbone)": v for k, v in words.backbone_args.items()},
+            **{f"backbone_args.{k}": v for k, v in words.backbone_args.items()},
         }.items()
     )
     print(
