@@ -71,7 +71,11 @@ def plugin_problems(study: Study, path: str | os.PathLike[str]) -> list[Problem]
         try:
             _build_and_run(config)
         except _Failed as failed:
-            problems.add(_loc(study, variant, failed.key), failed.message)
+            # A constructor that raises may owe it to its arguments: placed at the key the
+            # variant sets, the reference or its *_args.
+            keys = [failed.key] + ([PLUGIN_KEYS[failed.key]] if failed.key in PLUGIN_KEYS else [])
+            chosen = next((k for k in keys if _overrides(variant, k)), failed.key)
+            problems.add(_loc(study, variant, chosen), failed.message)
     unique = {(p.line, p.key, p.message): p for p in problems.items}
     return list(unique.values())
 
@@ -293,8 +297,7 @@ def _written_at(study: Study, ref: str) -> Loc:
 def _loc(study: Study, variant: Variant, key: str) -> Loc:
     """Where `variant` got the value of the dotted config `key`: its own key (a named variant),
     its factor level (a design variant), else the base section's key."""
-    related = [k for k in variant.overrides if k == key or k.startswith(f"{key}.")]
-    related += [k for k in variant.overrides if key.startswith(f"{k}.")]
+    related = _overrides(variant, key)
     if related:
         k = related[0]
         if variant.kind == "named":
@@ -307,3 +310,12 @@ def _loc(study: Study, variant: Variant, key: str) -> Loc:
         )
         return ("factors", k, index)
     return tuple(key.split("."))
+
+
+def _overrides(variant: Variant, key: str) -> list[str]:
+    """The variant's dotted keys that set `key`, a part of it, or a section holding it."""
+    return [
+        k
+        for k in variant.overrides
+        if k == key or k.startswith(f"{key}.") or key.startswith(f"{k}.")
+    ]

@@ -445,7 +445,10 @@ def path_problem(path: str) -> str | None:
             where = ".".join(parts[:depth])
             hint = suggest(part, list(fields))
             return f"unknown key {part!r} in {where}{hint}; known: {', '.join(fields)}"
-        model = submodel(fields[part].annotation)
+        annotation = fields[part].annotation
+        if typing.get_origin(annotation) is dict and depth == len(parts) - 2:
+            return None  # one keyword of a plugin's arguments: model.attention_args.KEY
+        model = submodel(annotation)
     return None
 
 
@@ -479,11 +482,13 @@ def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[s
 
 
 def get_path(config: dict[str, Any], path: str) -> Any:
-    """The value at a dotted path of nested plain data."""
+    """The value at a dotted path of nested plain data; None for a keyword that a plugin's
+    arguments (`model.attention_args.KEY`) do not give."""
     node: Any = config
-    for part in path.split("."):
+    *parents, leaf = path.split(".")
+    for part in parents:
         node = node[part]
-    return node
+    return node.get(leaf) if isinstance(node, dict) else node[leaf]
 
 
 def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:

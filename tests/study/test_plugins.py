@@ -389,3 +389,23 @@ def test_plugin_keys_name_their_argument_keys(key):
 
 def test_textwrap_keeps_sources_as_written():  # the sources above are module text as-is
     assert textwrap.dedent(GATES) == GATES
+
+
+def test_a_factor_addresses_one_keyword_of_the_attentions_arguments(lab):
+    _, names, write = lab
+    model = {
+        "backbone": "resnet20",
+        "attention": f"{names['gates']}:Gate",
+        "attention_args": {"kernel_size": 3},  # the base: the baseline is its level
+    }
+    path = write(model=model, factors={"model.attention_args.kernel_size": [3, 5]})
+    study = load_study(path)
+    configs = {t.variant: t.config["model"]["attention_args"] for t in expand(study)}
+    assert sorted(configs.values(), key=str) == [{"kernel_size": 3}, {"kernel_size": 5}]
+    path = write(model=model, factors={"model.attention_args.kernel_size": [3, 4]})
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}:{line_of(path, '- 4')}: factors.model.attention_args.")
+    assert problem.endswith("kernel_size must be odd; got 4")
+    path = write(model=model, factors={"model.attention_args.kernel_size.x": [3]})
+    (problem,) = problems_of(path)
+    assert "is a value, not a section" in problem
