@@ -3,7 +3,9 @@
 A cluster started here listens on loopback only, has no dashboard, gets an auth token of its
 own (never one written into ~/.ray), and preloads torch and the trial code in every worker
 process as it starts: the workers import while the driver opens the stores, and a trial's first
-epoch does not wait for `import torch` (seconds per worker).
+epoch does not wait for `import torch` (seconds per worker). A study's `"MODULE:NAME"` plugins
+found under its folder go to every worker, local or a cluster's, as the job's runtime env
+(`py_modules`, docs/study-file.md).
 """
 
 from __future__ import annotations
