@@ -119,8 +119,8 @@ def _variants_to_build(study: Study) -> list[tuple[Variant, dict[str, Any]]]:
 
 
 def _build_and_run(config: dict[str, Any]) -> None:
-    import torch
-
+    """Build the variant's model as a trial would, watching each attention it makes, and run
+    it on one batch; raises _Failed at the key to blame."""
     from ablation.models import attention_factory, build_backbone
 
     model_cfg, data_cfg = config["model"], config["dataset"]
@@ -166,7 +166,19 @@ def _build_and_run(config: dict[str, Any]) -> None:
         raise _Failed("model.backbone", _raised(backbone, (), shown, err)) from None
     for module in made:
         module.register_forward_hook(_keeps_shape(attention))
-    batch = torch.randn(_BATCH, channels, size, size)
+    _run_one_batch(model, model_cfg, (channels, size, size), classes)
+
+
+def _run_one_batch(
+    model: Any, model_cfg: Mapping[str, Any], image: tuple[int, int, int], classes: int
+) -> None:
+    """The model's eval-mode forward pass on `_BATCH` random images of shape `image`: it runs
+    (the attentions' hooks check their shapes) and gives one score per class."""
+    import torch
+
+    attention, backbone = model_cfg["attention"], model_cfg["backbone"]
+    channels, size, _ = image
+    batch = torch.randn(_BATCH, *image)
     model.eval()
     try:
         with torch.no_grad():
@@ -232,7 +244,7 @@ def _check_keywords(
     params = list(signature.parameters.values())
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return
-    if first_positional and params and p_positional(params[0]):
+    if first_positional and params and _positional(params[0]):
         params = params[1:]
     fixed = () if key != "model.backbone_args" else ("num_classes", "in_channels", "attention")
     accepted = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
@@ -250,7 +262,7 @@ def _check_keywords(
         raise _Failed(key, f"{ref} does not accept {', '.join(map(repr, unknown))}; {takes}")
 
 
-def p_positional(param: inspect.Parameter) -> bool:
+def _positional(param: inspect.Parameter) -> bool:
     return param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD)
 
 
