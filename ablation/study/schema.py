@@ -385,7 +385,7 @@ class Study(_Model):
 
     def plugins(self) -> list[str]:
         """Every MODULE:NAME the study may use (base keys, factor levels, variants), once each,
-        in file order: what is validated, shipped to the workers and kept on the parent run."""
+        key by key: what is validated, shipped to the workers and kept on the parent run."""
         found: list[str] = []
         base = self.base_config()
         for key in PLUGIN_KEYS:

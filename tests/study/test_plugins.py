@@ -409,3 +409,16 @@ def test_a_factor_addresses_one_keyword_of_the_attentions_arguments(lab):
     path = write(model=model, factors={"model.attention_args.kernel_size.x": [3]})
     (problem,) = problems_of(path)
     assert "is a value, not a section" in problem
+
+
+def test_the_plugin_example_validates_from_another_folder(tmp_path, monkeypatch):
+    example = Path(__file__).resolve().parents[2] / "experiments" / "plugin-example" / "study.yaml"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    study = load_study(example)
+    assert sorted(study.plugins()) == [
+        "my_data:stripes",
+        "my_gates:PooledGate",
+        "tiny_nets:tiny_net",
+    ]
+    assert len(expand(study)) == 10
