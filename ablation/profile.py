@@ -10,11 +10,14 @@ products. The paper used its own counter, so our numbers are ours, not the paper
 
 from __future__ import annotations
 
+import difflib
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -99,14 +102,17 @@ _KNOB_TYPES = {name: _CONVERTERS[kind] for name, kind in KINDS.items()}
 
 
 def parse_knobs(pairs: list[str]) -> dict[str, Any]:
-    """CBAM knobs from `k=v` words; raises ValueError naming the bad word."""
+    """CBAM knobs from `k=v` words, `k` bare or spelled as in a study file
+    (`model.cbam.kernel_size=3`); raises ValueError naming the bad word."""
     knobs: dict[str, Any] = {}
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ValueError(f"expected k=v, got {pair!r}")
+        key, value = _split(pair)
+        key = key.removeprefix(f"{_CBAM}.")
         if key not in _KNOB_TYPES:
-            raise ValueError(f"unknown CBAM knob {key!r}; allowed: {', '.join(_KNOB_TYPES)}")
+            raise ValueError(
+                f"unknown CBAM knob {key!r}{_did_you_mean(key, list(_KNOB_TYPES))}; "
+                f"allowed: {', '.join(_KNOB_TYPES)}"
+            )
         if key in knobs:
             raise ValueError(f"CBAM knob {key!r} given twice")
         convert, kind = _KNOB_TYPES[key]
@@ -115,3 +121,63 @@ def parse_knobs(pairs: list[str]) -> dict[str, Any]:
         except ValueError:
             raise ValueError(f"{key} must be {kind}; got {value!r}") from None
     return knobs
+
+
+# The study file's spellings of what `ablation profile` takes as k=v words.
+_CBAM, _ATTENTION_ARGS, _BACKBONE_ARGS = "model.cbam", "model.attention_args", "model.backbone_args"
+
+
+@dataclass(frozen=True)
+class ModelWords:
+    """What the k=v words of `ablation profile` set: CBAM's knobs, a zoo or plugin attention's
+    keywords, a plugin backbone's keywords."""
+
+    cbam: dict[str, Any]
+    attention_args: dict[str, Any]
+    backbone_args: dict[str, Any]
+
+
+def parse_model_words(pairs: list[str], attention: str) -> ModelWords:
+    """Split `k=v` words as a study file would spell them: `model.cbam.K=V` (or a bare CBAM
+    knob, with attention cbam), `model.attention_args.K=V` (or a bare `K=V`, with any other
+    attention), `model.backbone_args.K=V`. Values of arguments are read as YAML scalars
+    (`3`, `0.5`, `true`, `[a, b]`). Raises ValueError naming the bad word, with the key meant."""
+    cbam_words, attention_args, backbone_args = [], {}, {}
+    for pair in pairs:
+        key, value = _split(pair)
+        head, _, leaf = key.rpartition(".")
+        if head in (_ATTENTION_ARGS, _BACKBONE_ARGS) and leaf:
+            (attention_args if head == _ATTENTION_ARGS else backbone_args)[leaf] = _scalar(value)
+        elif head == _CBAM or (not head and attention == "cbam"):
+            cbam_words.append(pair)
+        elif not head:
+            attention_args[key] = _scalar(value)
+        else:
+            spelled = [f"{_CBAM}.{k}" for k in _KNOB_TYPES] + [
+                f"{_ATTENTION_ARGS}.{leaf}",
+                f"{_BACKBONE_ARGS}.{leaf}",
+            ]
+            raise ValueError(
+                f"unknown key {key!r}{_did_you_mean(key, spelled)}; give model.cbam.KNOB, "
+                "model.attention_args.KEY or model.backbone_args.KEY"
+            )
+    return ModelWords(parse_knobs(cbam_words), attention_args, backbone_args)
+
+
+def _split(pair: str) -> tuple[str, str]:
+    key, sep, value = pair.partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected k=v, got {pair!r}")
+    return key, value
+
+
+def _scalar(value: str) -> Any:
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

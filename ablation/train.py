@@ -372,9 +372,11 @@ def _model(model_cfg: ModelSettings, train_cfg: TrainSettings, info: dict[str, A
             dict(model_cfg.cbam),
             num_classes=info["num_classes"],
             in_channels=info["in_channels"],
+            attention_args=model_cfg.attention_args,
+            backbone_args=model_cfg.backbone_args,
         )
         set_cbam_backend(model, train_cfg.cbam_backend)  # docs/backends.md
-    except ValueError as err:
+    except (ValueError, TypeError) as err:  # TypeError: a plugin given keywords it lacks
         raise TrialFailed(f"cannot build the model: {err}") from err
     return model
 

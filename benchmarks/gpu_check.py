@@ -74,10 +74,13 @@ def trial_config(
             "split_seed": 0,
             "num_workers": 0,
             "clutter": None,
+            "args": {},
         },
         "model": {
             "backbone": "resnet20",
+            "backbone_args": {},
             "attention": "cbam",
+            "attention_args": {},
             "cbam": CBAM_DEFAULTS,
         },
         "train": {

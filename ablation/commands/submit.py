@@ -15,8 +15,16 @@ from ray.exceptions import AuthenticationError
 from ray.job_submission import JobSubmissionClient
 
 from ablation.run.ray_session import auth_refusal, use_token_from_env
-from ablation.run.submit import FORWARDED_ENV, job_tracking_uri, shown_uri, stream_job, submit_job
+from ablation.run.submit import (
+    FORWARDED_ENV,
+    copy_plugins,
+    job_tracking_uri,
+    shown_uri,
+    stream_job,
+    submit_job,
+)
 from ablation.study import load_for_command
+from ablation.study.plugins import plugin_folders
 from ablation.track import stores
 
 
@@ -56,6 +64,7 @@ def main(args: argparse.Namespace) -> int:
         client = JobSubmissionClient(args.address)
         with tempfile.TemporaryDirectory(prefix="ablation-job-") as folder:
             shutil.copy2(study_file, Path(folder) / study_file.name)
+            copy_plugins(plugin_folders(study), Path(folder))  # imported beside the study there
             job_id = submit_job(
                 client,
                 entrypoint=shlex.join(command),

@@ -7,6 +7,7 @@
 | cifar10/cifar100 | 32x32 colour images                            | torchvision files in `root`  |
 | imagefolder      | any class-per-folder tree, RGB                 | `root` (train/+val/, or one) |
 | fake             | torchvision FakeData noise (smoke tests only)  | generated                    |
+| MODULE:NAME      | the researcher's own: `NAME(**dataset.args)`   | `build.plugin_datasets`      |
 
 The train/val split is fixed by the study (`seed_split`), never by the trial seed; the trial
 seed only changes initialisation and order. Nothing is downloaded. In-memory sets (digits,

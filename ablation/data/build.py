@@ -1,18 +1,21 @@
-"""`build_datasets(dataset_cfg)`: the train and validation sets of a study's `dataset` section;
-`batch_loader`: a DataLoader of one of them."""
+"""`build_datasets(dataset_cfg)`: the train and validation sets of a study's `dataset` section
+(a built-in data set, or a researcher's `"MODULE:NAME"`: `plugin_datasets`); `batch_loader`: a
+DataLoader of one of them."""
 
 from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, TensorDataset
 
 from ablation.data import cluttered, digits, files
-from ablation.data.identity import clutter_params, data_identity
+from ablation.data.identity import DatasetError, clutter_params, data_identity
 from ablation.vocabulary.datasets import DATASETS
+from ablation.vocabulary.plugins import is_plugin, load_plugin
 
 
 def build_datasets(
@@ -25,6 +28,10 @@ def build_datasets(
     `info` has `num_classes`, `in_channels`, `image_size` and `data_identity`. Raises
     `DatasetError` when the data cannot be found or the section names no known data set.
     """
+    if is_plugin(dataset_cfg["name"]):
+        return plugin_datasets(
+            dataset_cfg["name"], json.dumps(dataset_cfg.get("args") or {}, sort_keys=True)
+        )
     identity = data_identity(dataset_cfg, seed_split=seed_split)
     name, seed_split, image_size = identity["name"], identity["split_seed"], identity["image_size"]
     if DATASETS[name].in_memory:
@@ -75,6 +82,8 @@ def resident_arrays(dataset_cfg: dict) -> ResidentArrays | None:
 
     The same images and split as `build_datasets`; raises `DatasetError` as it does.
     """
+    if is_plugin(dataset_cfg["name"]):
+        return None  # the researcher's Datasets, read item by item
     identity = data_identity(dataset_cfg)
     name = identity["name"]
     if DATASETS[name].in_memory:
@@ -88,6 +97,47 @@ def resident_arrays(dataset_cfg: dict) -> ResidentArrays | None:
             x_train, y_train, x_val, y_val, pad=size // 8, mean=mean, std=std, image_size=size
         )
     return None
+
+
+@functools.lru_cache(maxsize=4)
+def plugin_datasets(name: str, args_json: str) -> tuple[Dataset, Dataset, dict]:
+    """(train_ds, val_ds, info) of a `"MODULE:NAME"` data set, called as `NAME(**dataset.args)`.
+
+    The callable returns a mapping with `train` and `val` (torch Datasets of `(image, label)`,
+    images CxHxW tensors, square) and `num_classes`; the channels and the image size are read
+    off the first training image. Kept per process (a reused Ray worker calls it once). Raises
+    DatasetError saying what the callable returned that does not fit; the callable's own
+    errors go through.
+    """
+    args = json.loads(args_json)
+    made = load_plugin(name)(**args)
+    if not isinstance(made, Mapping) or not {"train", "val", "num_classes"} <= set(made):
+        raise DatasetError(
+            f"data set {name} must return a mapping with train, val and num_classes; "
+            f"got {type(made).__name__}"
+            + (f" with keys {', '.join(map(str, made))}" if isinstance(made, Mapping) else "")
+        )
+    train_ds, val_ds, num_classes = made["train"], made["val"], made["num_classes"]
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise DatasetError(
+            f"data set {name}: num_classes must be an integer >= 2; got {num_classes!r}"
+        )
+    for part, ds in (("train", train_ds), ("val", val_ds)):
+        if not hasattr(ds, "__getitem__") or not hasattr(ds, "__len__") or len(ds) == 0:
+            raise DatasetError(f"data set {name}: {part} must be a non-empty torch Dataset")
+    image = train_ds[0][0]
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[1] != image.shape[2]:
+        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise DatasetError(
+            f"data set {name}: an image must be a square CxHxW tensor; the first is {shape}"
+        )
+    info = {
+        "num_classes": num_classes,
+        "in_channels": int(image.shape[0]),
+        "image_size": int(image.shape[1]),
+        "data_identity": data_identity({"name": name, "args": args}),
+    }
+    return train_ds, val_ds, info
 
 
 @functools.lru_cache(maxsize=8)

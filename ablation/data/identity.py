@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ablation.vocabulary.datasets import DATASETS, ClutterParams
+from ablation.vocabulary.plugins import is_plugin
 
 # Bump when a generator or split changes what images a configuration yields.
 DATA_VERSION = 1
@@ -31,10 +32,13 @@ def data_identity(dataset_cfg: Mapping[str, Any], *, seed_split: int | None = No
     it (the files are the same anywhere); an ImageFolder tree's resolved path is.
     """
     name = dataset_cfg.get("name")
+    if is_plugin(name):  # its code is hashed apart (ablation.vocabulary.plugins)
+        return {"name": name, "args": dict(dataset_cfg.get("args") or {}), "version": DATA_VERSION}
     if name not in DATASETS:
         raise DatasetError(f"dataset.name must be one of {', '.join(DATASETS)}, not {name!r}")
     split = seed_split if seed_split is not None else dataset_cfg.get("split_seed") or 0
-    identity = {k: v for k, v in dataset_cfg.items() if v is not None and k != "root"}
+    # `args` is a plugin's: left out while empty, so built-in data sets keep their identity.
+    identity = {k: v for k, v in dataset_cfg.items() if v is not None and k != "root" and v != {}}
     identity.update(
         name=name,
         image_size=int(dataset_cfg.get("image_size") or DATASETS[name].image_size),

@@ -29,6 +29,7 @@ from ablation.run.sequential import SeedSequence
 from ablation.run.signals import say_when_stopping, stop_like_ctrl_c
 from ablation.run.tune import TuneRun, run_with_tune, set_tune_environment
 from ablation.study import Study, factor_space, trial_count
+from ablation.study.plugins import plugin_folders
 from ablation.track import names, stores
 from ablation.track.plan import StudyPlan
 from ablation.track.writer import StudyWriter
@@ -103,7 +104,7 @@ def _run_study(
     # Ray first: its workers import torch while the stores are opened and reconciled.
     set_tune_environment()
     log_path = stores.results_dir(uri) / f"{study.study}.log"
-    session = start_ray(address, log_path)
+    session = start_ray(address, log_path, plugin_folders(study))
     stop_like_ctrl_c()  # after ray.init, which installs a SIGTERM handler of its own
     print(f"Ray output: {log_path}" + (f" and {session}/logs" if session else ""), file=out)
 

@@ -3,7 +3,9 @@
 A cluster started here listens on loopback only, has no dashboard, gets an auth token of its
 own (never one written into ~/.ray), and preloads torch and the trial code in every worker
 process as it starts: the workers import while the driver opens the stores, and a trial's first
-epoch does not wait for `import torch` (seconds per worker).
+epoch does not wait for `import torch` (seconds per worker). A study's `"MODULE:NAME"` plugins
+found under its folder go to every worker, local or a cluster's, as the job's runtime env
+(`py_modules`, docs/study-file.md).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import os
 import secrets
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +41,29 @@ class RayAuthRefused(Exception):
 # The session directory of the cluster this process started (RayContext.address_info), kept
 # for later runs in the same process that find Ray already initialised.
 _started_session: Path | None = None
+# The plugin modules the Ray this process started carries (None: not started here).
+_started_modules: tuple[str, ...] | None = None
 
 
-def start_ray(address: str | None, log_file: Path) -> Path | None:
-    """Start (or join) Ray; returns the Ray session directory when there is a local one."""
-    global _started_session
+def start_ray(address: str | None, log_file: Path, py_modules: Sequence[Path] = ()) -> Path | None:
+    """Start (or join) Ray; returns the Ray session directory when there is a local one.
+
+    `py_modules`: the study's plugin packages and module files under its folder; they travel
+    to every worker (embedded or a cluster's) in the job's runtime env, so a worker imports
+    the plugin as the study's validation did. Ray started earlier in this process by this
+    function with other modules is started (or joined) again; Ray started by someone else
+    cannot take them, and RuntimeError says so.
+    """
+    global _started_session, _started_modules
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    wanted = tuple(str(p) for p in py_modules)
+    if ray.is_initialized() and wanted != (_started_modules or ()):
+        if _started_modules is None:
+            raise RuntimeError(
+                "Ray was started in this process before, without the study's plugin folder: "
+                "call ray.shutdown() first (or run the study with `ablation run`)"
+            )
+        ray.shutdown()
     if not ray.is_initialized():
         if address is None and not (
             os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
@@ -54,6 +73,8 @@ def start_ray(address: str | None, log_file: Path) -> Path | None:
             os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
         use_token_from_env()
         options: dict[str, Any] = {}
+        if wanted:
+            options["runtime_env"] = {"py_modules": list(wanted)}
         if address is None:
             options["include_dashboard"] = False
             options.update(ray_private.preload_options(PRELOAD))
@@ -85,6 +106,7 @@ def start_ray(address: str | None, log_file: Path) -> Path | None:
         # A ray:// client context has no address_info: no local session.
         info = getattr(context, "address_info", None) or {}
         _started_session = Path(info["session_dir"]) if info.get("session_dir") else None
+        _started_modules = wanted
     _log_ray_to(log_file)
     return _current_session()
 

@@ -1,14 +1,17 @@
 """`ablation submit FILE --address http://HEAD:8265`: run a study as a Ray job on a cluster.
 
 The job's entrypoint is `ablation run <file> --tracking-uri ... --address auto` on the head;
-its working dir is a temporary folder holding only the study file (the cluster's image has
-the package installed). MLflow credentials, the Optuna storage URL and the Ray auth token
-travel as the job's environment variables, taken from the submitting environment and never
-printed.
+its working dir is a temporary folder holding the study file and the packages and modules of
+its `MODULE:NAME` plugins found beside it (the cluster's image has the package installed, and
+any installed plugin). There the job's driver validates the study and ships the plugins on to
+its workers (ablation.run.ray_session), as a local run does. MLflow credentials, the Optuna
+storage URL and the Ray auth token travel as the job's environment variables, taken from the
+submitting environment and never printed.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -39,6 +42,17 @@ def job_tracking_uri(cli: str | None, study_uri: str | None) -> tuple[str, str |
         f"note: the job writes to the SQLite store {absolute}: the Ray head must see that "
         "path (for a cluster, use an MLflow server: --tracking-uri http://...)"
     )
+
+
+def copy_plugins(sources: list[Path], folder: Path) -> None:
+    """Copy the plugin packages (folders, less caches) and module files into `folder`."""
+    for source in sources:
+        if source.is_dir():
+            shutil.copytree(
+                source, folder / source.name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy2(source, folder / source.name)
 
 
 def submit_job(client: object, *, wait: float = 90.0, **job: object) -> str:

@@ -29,6 +29,7 @@ from ablation.study.checks import (
     run_stages,
 )
 from ablation.study.document import Document
+from ablation.study.plugins import plugin_problems
 from ablation.study.problems import NOT_CHECKED, Problem, Problems, StudyError, key_path
 from ablation.study.schema import Study
 from ablation.vocabulary.datasets import DATASETS
@@ -125,6 +126,8 @@ def load_study(path: str | os.PathLike[str], *, check_data: bool = False) -> Stu
         raise StudyError([Problem(file, None, "(file)", f"cannot read: {exc.strerror}")]) from None
     study = parse_study(text, file, (*STAGES, check_data_root) if check_data else STAGES)
     study._source = raw
+    if found := plugin_problems(study, file):
+        raise StudyError(found)
     return study
 
 

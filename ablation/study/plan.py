@@ -24,9 +24,11 @@ from ablation.study.design import (
     level_label,
     trial_count,
 )
+from ablation.study.plugins import plugin_data_shape
 from ablation.study.schema import Study
 from ablation.study.trials import canonical_json, trials_for_variant
 from ablation.vocabulary.datasets import DATASETS
+from ablation.vocabulary.plugins import is_plugin
 
 
 def trial_table(study: Study, *, cost: bool = True) -> pd.DataFrame:
@@ -73,8 +75,10 @@ def _kind(variant: Any, baseline: str | None) -> str:
 
 def _cost(config: dict[str, Any], cache: dict[str, tuple[int, float]]) -> tuple[int, float]:
     model_cfg, data_cfg = config["model"], config["dataset"]
-    in_channels, num_classes = _data_shape(data_cfg)
-    size = data_cfg["image_size"]
+    if is_plugin(data_cfg["name"]):  # the researcher's data set says its shape when called
+        in_channels, num_classes, size = plugin_data_shape(data_cfg)
+    else:
+        (in_channels, num_classes), size = _data_shape(data_cfg), data_cfg["image_size"]
     key = canonical_json([model_cfg, in_channels, num_classes, size])
     if key not in cache:
         import torch
@@ -88,6 +92,8 @@ def _cost(config: dict[str, Any], cache: dict[str, tuple[int, float]]) -> tuple[
             model_cfg["cbam"],
             num_classes=num_classes,
             in_channels=in_channels,
+            attention_args=model_cfg["attention_args"],
+            backbone_args=model_cfg["backbone_args"],
         )
         # Counting, not timing: one thread gives the same counts and avoids OpenMP's spinning,
         # which makes a tiny forward pass take seconds on a busy machine.

@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import difflib
 import typing
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -34,10 +35,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ablation.vocabulary import attention as attentions
 from ablation.vocabulary import cbam as knobs
 from ablation.vocabulary.backbones import BACKBONES
 from ablation.vocabulary.datasets import DATASETS, ClutterParams
 from ablation.vocabulary.direction import Direction
+from ablation.vocabulary.plugins import PLUGIN_KEYS, PluginError, is_plugin, parse_plugin
 from ablation.vocabulary.trial import (
     DatasetSettings,
     MetricName,
@@ -143,8 +146,30 @@ class ClutterConfig(_Model):
         return v
 
 
+def _name_or_plugin(value: str, known: tuple[str, ...] | list[str], what: str) -> str:
+    """`value` when it is one of `known` or a well-formed MODULE:NAME (imported later, by the
+    study's plugin checks); else ValueError naming the likely one."""
+    if is_plugin(value):
+        try:
+            parse_plugin(value)
+        except PluginError as err:
+            raise ValueError(str(err)) from None
+        return value
+    if value not in known:
+        raise ValueError(
+            f"unknown {what} {value!r}{suggest(value, known)}; known: {', '.join(known)}, "
+            "or MODULE:NAME for your own"
+        )
+    return value
+
+
 class DatasetConfig(_section(DatasetSettings, clutter=ClutterConfig)):  # type: ignore[misc]
     """`dataset:` which images, how many, and how they are split."""
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _name_or_plugin(v, tuple(DATASETS), "data set")
 
 
 class CBAMConfig(_Model):
@@ -180,11 +205,12 @@ class ModelConfig(_section(ModelSettings, cbam=CBAMConfig)):  # type: ignore[mis
     @field_validator("backbone")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v not in BACKBONES:
-            raise ValueError(
-                f"unknown backbone {v!r}{suggest(v, BACKBONES)}; known: {', '.join(BACKBONES)}"
-            )
-        return v
+        return _name_or_plugin(v, tuple(BACKBONES), "backbone")
+
+    @field_validator("attention")
+    @classmethod
+    def _known_attention(cls, v: str) -> str:
+        return _name_or_plugin(v, attentions.ATTENTIONS, "attention")
 
 
 class OptimizerConfig(_section(OptimizerSettings)):  # type: ignore[misc]
@@ -352,6 +378,23 @@ class Study(_Model):
         return self
 
     @property
+    def folder(self) -> Path | None:
+        """The study file's folder, first on the import path of its MODULE:NAME plugins (None
+        for a study built in code: plugins then come from the import path as it is)."""
+        return Path(self._path).resolve().parent if self._path else None
+
+    def plugins(self) -> list[str]:
+        """Every MODULE:NAME the study may use (base keys, factor levels, variants), once each,
+        key by key: what is validated, shipped to the workers and kept on the parent run."""
+        found: list[str] = []
+        base = self.base_config()
+        for key in PLUGIN_KEYS:
+            found.append(get_path(base, key))
+            found.extend(self.factors.get(key, []))
+            found.extend(v[key] for v in self.variants if key in v)
+        return list(dict.fromkeys(v for v in found if is_plugin(v)))
+
+    @property
     def sequential_seeds(self) -> SequentialSeeds | None:
         """`seeds: {start, max}` when the study adds seeds until each comparison is decided."""
         return self._sequential
@@ -402,7 +445,10 @@ def path_problem(path: str) -> str | None:
             where = ".".join(parts[:depth])
             hint = suggest(part, list(fields))
             return f"unknown key {part!r} in {where}{hint}; known: {', '.join(fields)}"
-        model = submodel(fields[part].annotation)
+        annotation = fields[part].annotation
+        if typing.get_origin(annotation) is dict and depth == len(parts) - 2:
+            return None  # one keyword of a plugin's arguments: model.attention_args.KEY
+        model = submodel(annotation)
     return None
 
 
@@ -436,17 +482,21 @@ def apply_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[s
 
 
 def get_path(config: dict[str, Any], path: str) -> Any:
-    """The value at a dotted path of nested plain data."""
+    """The value at a dotted path of nested plain data; None for a keyword that a plugin's
+    arguments (`model.attention_args.KEY`) do not give."""
     node: Any = config
-    for part in path.split("."):
+    *parents, leaf = path.split(".")
+    for part in parents:
         node = node[part]
-    return node
+    return node.get(leaf) if isinstance(node, dict) else node[leaf]
 
 
 def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
     """Fill the defaults that depend on the data set's name (image size, generator knobs), so
     the resolved config states them: visible in every run and part of every trial id."""
     data = config["dataset"]
+    if is_plugin(data["name"]):  # the plugin's own settings are its dataset.args
+        return config
     if data.get("image_size") is None:
         data["image_size"] = DATASETS[data["name"]].image_size
     if data["name"] == "cluttered-digits" and data.get("clutter") is None:
@@ -459,9 +509,9 @@ def config_problems(config: TrialConfig | Study) -> list[tuple[tuple[str, ...], 
 
     They live here rather than in model validators so each problem names its own key.
     """
-    problems = []
+    problems = plugin_key_problems(config)
     data, train = config.dataset, config.train
-    if DATASETS[data.name].needs_root and not data.root:
+    if data.name in DATASETS and DATASETS[data.name].needs_root and not data.root:
         problems.append(
             (
                 ("dataset", "root"),
@@ -493,4 +543,54 @@ def config_problems(config: TrialConfig | Study) -> list[tuple[tuple[str, ...], 
         problems.append(
             (("metric", "epoch"), f"epoch {epoch} is past train.epochs = {config.train.epochs}")
         )
+    return problems
+
+
+# Keys of the built-in data sets, which a MODULE:NAME data set replaces with its dataset.args.
+_BUILT_IN_DATA_KEYS = ("root", "image_size", "train_samples", "val_samples", "clutter")
+
+
+def plugin_key_problems(config: TrialConfig | Study) -> list[tuple[tuple[str, ...], str]]:
+    """Keyword mappings given where nothing takes them (`attention_args` to `none`, `se` or
+    `cbam`, `backbone_args` to a built-in backbone, `dataset.args` to a built-in data set), and
+    built-in data set keys given to a MODULE:NAME one. Torch-free; whether a plugin accepts its
+    keywords is the study's plugin check (ablation/study/plugins.py)."""
+    problems = []
+    model, data = config.model, config.dataset
+    built_in = getattr(attentions, "BUILT_IN_ATTENTIONS", ("none", "se", "cbam"))
+    if model.attention_args and model.attention in built_in:
+        where = "; its knobs are model.cbam" if model.attention == "cbam" else ""
+        problems.append(
+            (
+                ("model", "attention_args"),
+                f"attention {model.attention!r} takes no arguments{where}; got "
+                f"{', '.join(model.attention_args)}",
+            )
+        )
+    if model.backbone_args and not is_plugin(model.backbone):
+        problems.append(
+            (
+                ("model", "backbone_args"),
+                f"backbone {model.backbone!r} is built in and takes no arguments; "
+                "backbone_args are for a MODULE:NAME backbone",
+            )
+        )
+    if data.args and not is_plugin(data.name):
+        problems.append(
+            (
+                ("dataset", "args"),
+                f"data set {data.name!r} is built in and takes no arguments; "
+                "dataset.args are for a MODULE:NAME data set",
+            )
+        )
+    if is_plugin(data.name):
+        for key in _BUILT_IN_DATA_KEYS:
+            if getattr(data, key) is not None:
+                problems.append(
+                    (
+                        ("dataset", key),
+                        f"applies to the built-in data sets only; give {data.name} its "
+                        "settings in dataset.args",
+                    )
+                )
     return problems

@@ -4,7 +4,7 @@ A variant is one configuration (the base sections with some dotted keys overridd
 (variant, seed). A trial's id is a hash of everything that determines its result, so the same
 trial is never run twice and any result-relevant change gives a new id:
 
-    sha256(canonical JSON of {config, seed, data, code})[:16]
+    sha256(canonical JSON of {config, seed, data, code[, plugins]})[:16]
 
 - config: the resolved sections dataset/model/train/metric (plain data);
 - seed: the trial seed;
@@ -12,7 +12,12 @@ trial is never run twice and any result-relevant change gives a new id:
 - code: `code_version(backend)`, a hash of the source files that shape results plus the package
   version: the reference sources (RESULT_SOURCES) and those of the CBAM backend(s) the
   config's `train.cbam_backend` may run (BACKEND_SOURCES, C++ included), less any Python module
-  that declares `RESULT_NEUTRAL = True` (speed-only code a named test proves equal).
+  that declares `RESULT_NEUTRAL = True` (speed-only code a named test proves equal);
+- plugins (only for a config that uses code from outside the package): `plugin_code`, each
+  "MODULE:NAME" plugin's sources (the .py files of its top-level package under the study's
+  folder, or of an editable/path install) or its distribution's name and version, and a zoo
+  attention's library and version. Editing a plugin changes the ids of exactly the trials
+  that use it.
 
 The study's name and description are not in it: the same trial in another study is the same
 trial. Canonical JSON (sorted keys, fixed separators) and sha256 make ids equal across
@@ -31,7 +36,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ablation.data.identity import data_identity
-from ablation.study.schema import CONFIG_SECTIONS, TrialConfig, apply_overrides, fill_defaults
+from ablation.study.schema import (
+    CONFIG_SECTIONS,
+    TrialConfig,
+    apply_overrides,
+    fill_defaults,
+    get_path,
+)
+from ablation.vocabulary import attention as attentions
+from ablation.vocabulary.plugins import (
+    PLUGIN_KEYS,
+    distribution_identity,
+    is_plugin,
+    plugin_identity,
+)
 
 if TYPE_CHECKING:
     from ablation.study.schema import Study
@@ -140,14 +158,34 @@ def _package_version() -> str:
         return "0+unknown"
 
 
-def trial_id(config: dict[str, Any], seed: int) -> str:
-    """The deterministic id of running `config` (resolved sections) with `seed`."""
+def plugin_code(config: dict[str, Any], folder: str | Path | None = None) -> dict[str, Any]:
+    """The identity of the code outside this package that shapes `config`'s result: each
+    "MODULE:NAME" it uses (ablation.vocabulary.plugins.PluginSource: its sources' bytes, or an
+    installed release's name and version) and the library of a zoo attention (its name and
+    version). Empty for a config of built-ins only, so their trial ids keep their payload."""
+    found: dict[str, Any] = {}
+    for key in PLUGIN_KEYS:
+        value = get_path(config, key)
+        if is_plugin(value):
+            found[value] = plugin_identity(value, folder)
+    attention = config["model"]["attention"]
+    library = getattr(attentions, "ZOO_DISTRIBUTIONS", {}).get(attention)
+    if library:
+        found[f"zoo:{attention}"] = distribution_identity(library)
+    return found
+
+
+def trial_id(config: dict[str, Any], seed: int, plugins: dict[str, Any] | None = None) -> str:
+    """The deterministic id of running `config` (resolved sections) with `seed`; `plugins`:
+    `plugin_code(config, study folder)`, for a config that uses code from outside the package."""
     payload = {
         "config": config,
         "seed": seed,
         "data": data_identity(config["dataset"]),
         "code": code_version(trial_backend(config)),
     }
+    if plugins:
+        payload["plugins"] = plugins
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:ID_LENGTH]
 
 
@@ -168,9 +206,10 @@ def trials_for_variant(
     """The variant's trials, one per seed of the study, in the order of `study.seeds`; or one
     per seed of `seeds` (sequential seeds: the seeds a look asks for beyond the first ones)."""
     config = resolve_config(study, variant.overrides)
+    plugins = plugin_code(config, study.folder)
     return [
         TrialSpec(
-            trial_id=trial_id(config, seed),
+            trial_id=trial_id(config, seed, plugins),
             study=study.study,
             variant=variant.name,
             seed=seed,

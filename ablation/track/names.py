@@ -18,6 +18,7 @@ METRIC_MODE = "ablation.metric_mode"
 GIT_COMMIT = "mlflow.source.git.commit"
 STUDY_ARTIFACT_DIR = "study"
 DASHBOARD_ARTIFACT = "dashboard.html"  # the study dashboard, logged on the parent run
+PLUGINS_ARTIFACT = "plugins.json"  # what trial ids hashed of each MODULE:NAME plugin, at the root
 PLAN_ARTIFACT = "plan.json"  # the study's plan (ablation.track.plan.StudyPlan), at the root
 LOOKS_ARTIFACT = "looks.json"  # sequential seeds: every look so far (Look.to_record()), at the root
 STUDY_FILE = "ablation.study_file"  # the study file's path as given to `ablation run`

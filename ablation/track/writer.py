@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from ablation.track import names
 from ablation.track.plan import StudyPlan, load_plan
 from ablation.track.search import search_runs
+from ablation.vocabulary.plugins import plugin_source
 
 _MAX_TAG_CHARS = 5000  # MLflow's limit on a tag value
 _VERSIONED_PACKAGES = ("ablation", "torch", "torchvision", "ray", "optuna", "mlflow", "numpy")
@@ -62,6 +63,11 @@ class LoadedStudy(Protocol):
 
     @property
     def source(self) -> bytes | None: ...
+
+    @property
+    def folder(self) -> Path | None: ...
+
+    def plugins(self) -> list[str]: ...
 
 
 class PlannedTrial(Protocol):
@@ -206,6 +212,7 @@ class StudyWriter:
         changed = not resumed or parent.data.tags.get(names.STUDY_HASH) != digest
         if changed:
             self._log_study_file(study)
+        self._log_plugin_sources(study)  # every time: a plugin changes without the study file
         # The plan the study ran under until now (what a rerun compares the edit with); the
         # new one replaces it whenever it differs (the file, or the trial ids: new code).
         self.previous_plan = self.recorded_plan() if resumed else None
@@ -235,6 +242,30 @@ class StudyWriter:
             self.client.log_artifact(
                 self.parent_run_id, str(local), artifact_path=names.STUDY_ARTIFACT_DIR
             )
+
+    def _log_plugin_sources(self, study: LoadedStudy) -> None:
+        """The sources of the study's MODULE:NAME plugins, so the study can be reproduced from
+        MLflow alone: those under the study's folder beside the study file (`study/`, as in
+        the folder), an editable or path install's under `plugins/`; and `plugins.json`, what
+        the trial ids hashed of each (an installed release: its name and version)."""
+        refs = study.plugins()
+        if not refs:
+            return
+        record = {}
+        with tempfile.TemporaryDirectory() as folder:
+            for ref in refs:
+                source = plugin_source(ref, study.folder)
+                record[ref] = {"kind": source.kind, **source.identity()}
+                under = names.STUDY_ARTIFACT_DIR if source.kind == "folder" else "plugins"
+                for path in source.files:
+                    local = Path(folder) / under / path.relative_to(source.root)
+                    local.parent.mkdir(parents=True, exist_ok=True)
+                    local.write_bytes(path.read_bytes())
+            for under in (names.STUDY_ARTIFACT_DIR, "plugins"):
+                if (Path(folder) / under).is_dir():
+                    self.client.log_artifacts(self.parent_run_id, str(Path(folder) / under), under)
+        text = json.dumps(record, indent=2, sort_keys=True)
+        self.client.log_text(self.parent_run_id, text, names.PLUGINS_ARTIFACT)
 
     def _has_plan(self) -> bool:
         listed = self.client.list_artifacts(self.parent_run_id)

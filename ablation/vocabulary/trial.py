@@ -25,14 +25,12 @@ from enum import Enum
 from typing import Any, Literal
 
 from ablation.vocabulary import cbam as knobs
-from ablation.vocabulary.attention import ATTENTIONS
-from ablation.vocabulary.datasets import DATASETS
 from ablation.vocabulary.direction import Direction
 from ablation.vocabulary.metrics import COMPARABLE
 
 # The values a key may take, where they are a fixed set (the schema checks them as literals).
-DatasetName = Literal[tuple(DATASETS)]  # type: ignore[valid-type]
-Attention = Literal[ATTENTIONS]  # type: ignore[valid-type]
+# Data sets, backbones and attentions are names or "MODULE:NAME" plugins (vocabulary/
+# plugins.py): strings the schema checks.
 Optimizer = Literal["sgd", "adamw"]
 Schedule = Literal["cosine", "step", "constant"]
 # The autocast dtype: bf16 also runs on the CPU; fp16 (with a GradScaler) needs CUDA and runs
@@ -67,7 +65,7 @@ def _cbam_defaults() -> dict[str, Any]:
 class DatasetSettings:
     """`dataset:` which images, how many, and how they are split."""
 
-    name: DatasetName
+    name: str  # one of ablation.vocabulary.datasets.DATASETS, or "MODULE:NAME"
     root: str | None = None
     image_size: int | None = key(None, ge=8)  # None: the data set's default
     train_samples: int | None = key(None, ge=1)
@@ -75,6 +73,7 @@ class DatasetSettings:
     split_seed: int = key(0, ge=0)
     num_workers: int = key(0, ge=0)
     clutter: dict[str, Any] | None = None  # ablation.vocabulary.datasets.ClutterParams
+    args: dict[str, Any] = key({})  # the keyword arguments of a "MODULE:NAME" data set
 
     def as_dict(self) -> dict[str, Any]:
         """The section as plain data (what `build_datasets` and `data_identity` read)."""
@@ -85,8 +84,11 @@ class DatasetSettings:
 class ModelSettings:
     """`model:` the backbone and the attention inserted into it."""
 
-    backbone: str  # one of ablation.vocabulary.backbones.BACKBONES
-    attention: Attention = "cbam"
+    backbone: str  # one of ablation.vocabulary.backbones.BACKBONES, or "MODULE:NAME"
+    backbone_args: dict[str, Any] = key({})  # the keyword arguments of a "MODULE:NAME" backbone
+    # ablation.vocabulary.attention.ATTENTIONS, or "MODULE:NAME"
+    attention: str = "cbam"
+    attention_args: dict[str, Any] = key({})  # a zoo's or a "MODULE:NAME" attention's keywords
     # ablation.vocabulary.cbam's knobs; checked again by ablation.attention.normalize_cbam_knobs
     cbam: dict[str, Any] = field(default_factory=_cbam_defaults)
 

@@ -118,7 +118,7 @@ def test_bad_arguments_raise_value_error():
     with pytest.raises(ValueError, match="backbone must be one of .*resnet50"):
         build_model("vgg16")
     with pytest.raises(ValueError, match="attention must be one of none, se, cbam"):
-        build_model("resnet20", "eca")
+        build_model("resnet20", "no-such-gate")
     with pytest.raises(ValueError, match="kernel_size"):
         build_model("resnet20", "none", {"kernel_size": 2})
     with pytest.raises(ValueError, match="in_channels"):
