@@ -26,10 +26,11 @@ def _ray_token_of_our_own():
         ray.shutdown()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_head(tmp_path_factory):
     """A token-protected Ray head of our own on loopback: its GCS and dashboard addresses, and
-    the environment its clients use (the token alone)."""
+    the environment its clients use (the token alone). One for the whole session: the tests
+    that drive it use stores of their own, and a head costs a cluster start each."""
     temp = tempfile.mkdtemp(prefix="rayh", dir="/tmp")  # short: Ray's sockets live under it
     home = tmp_path_factory.mktemp("home")
     gcs, dashboard = free_port(), free_port()

@@ -1,5 +1,6 @@
 """Driver processes against a Ray head started here (`ray_head` of tests/run/conftest.py):
-a driver killed mid-study and run again, and `ablation submit` as a Ray job."""
+a driver killed mid-study and run again, Ctrl-C, a refused token. `ablation submit` as a Ray job
+is tests/run/test_submit_plugins.py's (a study with plugins: the plain case and more)."""
 
 from __future__ import annotations
 
@@ -58,33 +59,6 @@ def test_driver_killed_mid_study_then_rerun_finishes_every_trial_once(
     ostudy = optuna.load_study(study_name="killed", storage=f"sqlite:///{tmp_path}/optuna.db")
     complete = [t for t in ostudy.get_trials() if t.state.name == "COMPLETE"]
     assert sorted(t.user_attrs["trial_id"] for t in complete) == sorted(ids)
-
-
-def test_submit_runs_the_study_as_a_ray_job(ray_head, tmp_path, ablation_processes):
-    path = write_study(
-        tmp_path,
-        "submitted",
-        factors={"model.cbam.kernel_size": [7]},
-        train={"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05}},
-    )
-    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
-    proc = ablation_processes(
-        "submit",
-        str(path),
-        "--address",
-        ray_head["dashboard"],
-        "--tracking-uri",
-        uri,
-        env=ray_head["env"],
-        cwd=tmp_path,
-    )
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
-    assert "submitted study submitted as Ray job" in out and "ray job logs" in out
-    assert ray_head["env"]["RAY_AUTH_TOKEN"] not in out
-    runs = trial_runs(uri, "submitted")
-    assert len(runs) == 2
-    assert all(r.data.tags[names.STATUS] == names.STATUS_FINISHED for r in runs)
 
 
 def test_ctrl_c_stops_cleanly_says_how_to_resume_and_the_rerun_completes(

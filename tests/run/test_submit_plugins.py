@@ -28,6 +28,8 @@ def test_submit_carries_the_plugin_folder_to_the_job(ray_head, tmp_path, ablatio
     )
     out, _ = proc.communicate(timeout=540)
     assert proc.returncode == 0, out
+    assert "submitted study submitted-plugins as Ray job" in out and "ray job logs" in out, out
+    assert ray_head["env"]["RAY_AUTH_TOKEN"] not in out
     runs = trial_runs(uri, "submitted-plugins")
     assert len(runs) == 2
     assert all(r.data.tags[names.STATUS] == names.STATUS_FINISHED for r in runs), out
