@@ -80,6 +80,8 @@ def slurm_env(job_id: int, folder: Path, table: Path) -> dict[str, str]:
         "SLURM_SUBMIT_DIR": str(folder),
         "SLURM_SUBMIT_HOST": "login1",
         "SLURM_CLUSTER_NAME": "standin",
+        # Nobody looks at it here; it costs seconds of a loaded machine's CPU at each start.
+        "ABLATION_RAY_HEAD_OPTIONS": "--include-dashboard=false",
     }
 
 
@@ -128,6 +130,8 @@ def main(folder: Path, study_file: str) -> int:
             time.sleep(0.5)
         print(f"job 1001 ran trials on: {' '.join(sorted(seen_on))}", flush=True)
         print(f"job 1001 SIGTERM after {time.monotonic() - t0:.0f}s", flush=True)
+        token = Path(os.environ["HOME"], ".ablation", "ray-token-1001")
+        print(f"job 1001 token file mode {oct(token.stat().st_mode & 0o777)}", flush=True)
         first.send_signal(signal.SIGTERM)
         out, _ = first.communicate(timeout=180)
         print(out, flush=True)
@@ -135,6 +139,7 @@ def main(folder: Path, study_file: str) -> int:
         time.sleep(3)
         left = node_processes(1001)
         print(f"job 1001 left {len(left)} Ray processes", flush=True)
+        print(f"job 1001 left its token file: {token.exists()}", flush=True)
         runs = trial_runs(uri, study)
         done = [r for r in runs if r.data.tags.get(names.STATUS) == names.STATUS_FINISHED]
         print(f"job 1001 finished {len(done)} trials", flush=True)

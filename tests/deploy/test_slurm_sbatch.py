@@ -57,7 +57,7 @@ def test_sbatch_on_two_standin_nodes_sigterm_then_resubmission_finishes_once(tmp
     path = write_study(
         tmp_path,
         "slurmed",
-        train={"epochs": 4, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.05}},
+        train={"epochs": 3, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.05}},
     )
     e = ablation_env(tmp_path / "home", PYTHONPATH=os.pathsep.join(sys.path))
     del e["RAY_AUTH_TOKEN"]  # the job makes its own
@@ -70,6 +70,7 @@ def test_sbatch_on_two_standin_nodes_sigterm_then_resubmission_finishes_once(tmp
         cwd=tmp_path,
     )
     out = proc.stdout + proc.stderr
+    print(out)  # shown whole when the test fails
     assert proc.returncode == 0, out[-6000:]
     # The head is node1 at its veth address, never loopback; both nodes ran trials.
     assert "head node1 (10.77.0.1:6379)" in out, out[-6000:]
@@ -78,6 +79,10 @@ def test_sbatch_on_two_standin_nodes_sigterm_then_resubmission_finishes_once(tmp
     assert "stopping the study (it stays resumable)" in out, out[-6000:]
     assert "continue the study with: sbatch" in out, out[-6000:]
     assert "job 1001 left 0 Ray processes" in out, out[-6000:]
+    # The job's token: in the job's environment, and in a file for the dashboard login that
+    # only its user reads and that goes with the job.
+    assert "job 1001 token file mode 0o600" in out, out[-6000:]
+    assert "job 1001 left its token file: False" in out, out[-6000:]
     finished_first = int(re.search(r"job 1001 finished (\d+) trials", out)[1])
     runs = trial_runs(f"sqlite:///{tmp_path}/ablation-store/mlflow.db", "slurmed")
     per_trial = Counter(r.data.tags[names.TRIAL_ID] for r in runs)
