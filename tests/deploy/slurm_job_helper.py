@@ -58,8 +58,8 @@ def make_nodes(folder: Path) -> tuple[Path, subprocess.Popen[bytes]]:
 
 
 def slurm_env(job_id: int, folder: Path, table: Path) -> dict[str, str]:
-    """The variables Slurm sets for a batch script of a 2-node, 1-task-per-node job whose
-    batch host is node1, plus the stand-ins on PATH."""
+    """The variables Slurm sets for a batch script of a 2-node job with one 1-CPU task per
+    node (no GPU) whose batch host is node1, plus the stand-ins on PATH."""
     return {
         **os.environ,
         "PATH": f"{STANDIN}{os.pathsep}{os.environ['PATH']}",
@@ -75,6 +75,7 @@ def slurm_env(job_id: int, folder: Path, table: Path) -> dict[str, str]:
         "SLURM_TASKS_PER_NODE": "1(x2)",
         "SLURM_JOB_CPUS_PER_NODE": "1(x2)",
         "SLURM_CPUS_ON_NODE": "1",
+        "SLURM_CPUS_PER_TASK": "1",
         "SLURM_NODEID": "0",
         "SLURMD_NODENAME": "node1",
         "SLURM_SUBMIT_DIR": str(folder),
