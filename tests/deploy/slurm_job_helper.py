@@ -17,9 +17,11 @@ Prints one line per fact the test checks and exits 0 when both jobs did what the
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -57,6 +59,11 @@ def make_nodes(folder: Path) -> tuple[Path, subprocess.Popen[bytes]]:
     return table, node2
 
 
+# The nodes' Ray files, a short path (Ray's socket paths must stay under 108 bytes), removed
+# at the end.
+RAY_TMP = tempfile.mkdtemp(prefix="slurm", dir="/tmp")
+
+
 def slurm_env(job_id: int, folder: Path, table: Path) -> dict[str, str]:
     """The variables Slurm sets for a batch script of a 2-node job with one 1-CPU task per
     node (no GPU) whose batch host is node1, plus the stand-ins on PATH."""
@@ -83,6 +90,7 @@ def slurm_env(job_id: int, folder: Path, table: Path) -> dict[str, str]:
         "SLURM_CLUSTER_NAME": "standin",
         # Nobody looks at it here; it costs seconds of a loaded machine's CPU at each start.
         "ABLATION_RAY_HEAD_OPTIONS": "--include-dashboard=false",
+        "ABLATION_RAY_TMPDIR": RAY_TMP,
     }
 
 
@@ -98,13 +106,13 @@ def job(job_id: int, folder: Path, table: Path, study: str) -> subprocess.Popen[
 
 
 def node_processes(job_id: int) -> list:
-    return [p for n in NODES for p in processes_marked(f"ray-{job_id}-{n}")]
+    return [p for n in NODES for p in processes_marked(f"{RAY_TMP}/ray-{job_id}-{n}")]
 
 
 def trial_actors_on(job_id: int, node: str) -> int:
     """Trial actors among node's Ray processes (a worker's title while it runs a trial)."""
     found = 0
-    for proc in processes_marked(f"ray-{job_id}-{node}"):
+    for proc in processes_marked(f"{RAY_TMP}/ray-{job_id}-{node}"):
         try:
             title = " ".join(proc.cmdline())
         except Exception:  # ended meanwhile
@@ -154,6 +162,7 @@ def main(folder: Path, study_file: str) -> int:
     finally:
         end_processes(node_processes(1001) + node_processes(1002), grace=0)
         node2.kill()
+        shutil.rmtree(RAY_TMP, ignore_errors=True)
     return 0 if ok else 1
 
 
