@@ -166,7 +166,9 @@ def _simulated_levels(
     return levels
 
 
-@functools.lru_cache(maxsize=2)
+# One plan at a time: its Holm table asks for the same paths at several alphas in a row, and a
+# `max` of 200 seeds makes them 160 MB.
+@functools.lru_cache(maxsize=1)
 def _t_paths(looks: tuple[int, ...]) -> np.ndarray:
     """[path, look]: the one-sample t statistic of `_PATHS` standard normal paths at each look
     (float32, built in chunks so a `max` of 200 seeds stays within memory)."""
