@@ -10,7 +10,7 @@ Differences without seed-to-seed spread are decided by `ablation.stats.checks.sp
 (an exact null is equivalent; a constant difference better/worse from min_effect on, else
 equivalent). Under normal paired differences the t-test and the TOST are exact at every n >= 2:
 false positives at most alpha (family-wise, Holm), "equivalent" for a true effect of
-min_effect at most alpha (tests/stats/test_decisions.py measures both).
+min_effect at most alpha (tests/stats/test_exact_decisions.py measures both).
 """
 
 from __future__ import annotations
