@@ -26,7 +26,7 @@ from scipy import stats as sps
 
 from ablation.stats import Decision, SequentialPlan, seeds_for_power
 from ablation.stats.intervals import holm
-from ablation.stats.sequential import _BETTER, _EQUIVALENT, replay
+from ablation.stats.sequential import _BETTER, _EQUIVALENT, replay, spent
 
 EFFECTS = np.array([0.0, -1.0, -2.0])  # metric "min": negative is better
 DESIGNS = [  # (start, max, spending)
@@ -56,12 +56,29 @@ def fixed_design(rng: np.random.Generator, studies: int, n: int) -> tuple[float,
     return better[:, 1].mean(), better[:, 2].mean(), equivalent.mean()
 
 
+def z_levels(plan: SequentialPlan, alpha: float, two_sided: bool) -> np.ndarray:
+    """The same spending's nominal levels for the z statistic (the sd known), simulated."""
+    n = np.asarray(plan.looks_at)
+    rng = np.random.default_rng(1)
+    z = np.cumsum(rng.standard_normal((200_000, n[-1])), axis=1)[:, n - 1] / np.sqrt(n)
+    z = np.abs(z) if two_sided else z
+    budget = np.diff(spent(n / n[-1], alpha, plan.spending), prepend=0.0)
+    alive, levels = np.ones(len(z), dtype=bool), np.zeros(len(n))
+    for k in range(len(n)):
+        cross = int(budget[k] * len(z))
+        if cross >= 1:
+            c = float(np.sort(z[alive, k])[::-1][cross])
+            levels[k] = (2 if two_sided else 1) * sps.norm.sf(c)
+            alive &= z[:, k] <= c
+    return levels
+
+
 def known_sd_replay(plan: SequentialPlan, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rule of `replay` with z for t (sd = 1 known): a bound, for the table's last row."""
     S, C, _ = x.shape
     alpha = plan.decision.alpha
-    table = np.array([plan.efficacy_levels(alpha / (C - r)) for r in range(C)])
-    eq = plan.equivalence_levels()
+    table = np.array([z_levels(plan, alpha / (C - r), True) for r in range(C)])
+    eq = z_levels(plan, alpha, False)
     state = np.zeros((S, C), dtype=int)
     used = np.zeros((S, C), dtype=int)
     rows = np.arange(S)
@@ -135,9 +152,9 @@ def main() -> None:
         plan = SequentialPlan(start, mx, Decision(min_effect=1.0), spending=spending)
         rep, used = replay(plan, x[:, :, :mx])
         row(f"{{{start}, {mx}}} {spending}", rep.decision, used)
-    shipped = SequentialPlan(3, 18, Decision(min_effect=1.0))
-    state, used = known_sd_replay(shipped, x[:, :, :18])
-    row("{3, 18} linear, sd known", state, used)
+    shipped = SequentialPlan(3, 20, Decision(min_effect=1.0))
+    state, used = known_sd_replay(shipped, x[:, :, :20])
+    row("{3, 20} linear, sd known", state, used)
     print(f"\n{time.perf_counter() - t0:.0f} s")
 
 

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from ablation.stats import checks, sequential
 from ablation.stats import decide as decisions
-from ablation.stats import sequential
 from ablation.stats.decide import Decision
 from ablation.stats.intervals import (
     bootstrap_mean_ci,
@@ -39,6 +39,7 @@ from ablation.vocabulary.direction import Direction
 from ablation.vocabulary.verdicts import (
     BETTER,
     CONTINUE,
+    EQUIVALENT,
     NO_DIFFERENCE,
     NOT_ENOUGH_SEEDS,
     WORSE,
@@ -60,9 +61,12 @@ COMPARISON_COLUMNS = [
 ]  # fmt: skip
 PLAN_COLUMNS = ["variant", "n_pairs", "sd", "sd_source", "seeds_needed"]
 # Packed like COMPARISON_COLUMNS.
+# `ci_low`/`ci_high` is the interval that decided the look (`ci_method`, `ci_level`), `level`
+# the efficacy test's nominal level at the look.
 LOOK_COLUMNS = [
     "look", "n", "variant", "mean_diff", "ci_low", "ci_high", "level", "p",
-    "equivalence_level", "decision", "seeds_needed",
+    "equivalence_level", "decision", "seeds_needed", "ci_level", "ci_method", "reason",
+    "outlier_seeds",
 ]  # fmt: skip
 
 
@@ -84,8 +88,16 @@ def paired(finished: pd.DataFrame, variant: str, baseline: str, metric: str) -> 
         return rows.groupby("seed")[metric].mean()
 
     both = pd.concat({"variant": by_seed(variant), "baseline": by_seed(baseline)}, axis=1)
-    both = both.dropna().sort_index()
+    both = both.sort_index()
+    # A finished trial with a non-finite metric diverged: its seed is left out of the pairs and
+    # named in the comparison's `reason` (attrs["diverged_seeds"]).
+    bad = both.isin([np.inf, -np.inf]).any(axis=1)
+    ran = finished["variant"].isin([variant, baseline]) & finished[metric].isna()
+    nan_seeds = set(finished.loc[ran, "seed"])
+    diverged = sorted({*both.index[bad], *nan_seeds})
+    both = both[~bad].dropna()
     both["diff"] = both["variant"] - both["baseline"]
+    both.attrs["diverged_seeds"] = [int(s) for s in diverged]
     return both
 
 
@@ -137,8 +149,13 @@ def compare_to_baseline(
             for v, p in pairs.items()
         ]
     )
-    out["p_holm"], out["significant"] = holm(out["p_t"].to_numpy(), alpha)
-    _headline_intervals(out, diffs, alpha)
+    # With a decision, a constant difference of at least min_effect enters Holm's step as a
+    # rejection (p 0: `decide.holm_p`), so it passes its share of alpha on like any other.
+    p_holm_in = out["p_t"].to_numpy(dtype=float)
+    if decision is not None:
+        p_holm_in = np.array([decisions.holm_p(d, decision.min_effect) for d in diffs])
+    out["p_holm"], out["significant"] = holm(p_holm_in, alpha)
+    _headline_intervals(out, diffs, alpha, p_holm_in)
     out["verdict"] = [
         verdict(int(r.n_pairs), r.mean_diff, bool(r.significant), mode) for r in out.itertuples()
     ]
@@ -148,6 +165,11 @@ def compare_to_baseline(
     # difference, a diverged seed); `outlier_seeds`: the seeds whose paired difference is an
     # outlier, comma-separated ("" for none). Both empty until the decision rules set them.
     out["reason"], out["outlier_seeds"] = "", ""
+    for i, p in enumerate(pairs.values()):
+        diverged = p.attrs.get("diverged_seeds", [])
+        out.loc[i, "reason"], out.loc[i, "outlier_seeds"] = checks.describe(
+            diffs[i], list(p.index), diverged=diverged
+        )
     if decision is not None:
         _decide(out, diffs, mode, decision)
     return out[COMPARISON_COLUMNS]
@@ -184,9 +206,11 @@ def _paired_tests(
     return row
 
 
-def _headline_intervals(out: pd.DataFrame, diffs: list[np.ndarray], alpha: float) -> None:
+def _headline_intervals(
+    out: pd.DataFrame, diffs: list[np.ndarray], alpha: float, p: np.ndarray
+) -> None:
     """Each comparison's paired t-interval at the level Holm tested it at, set on `out`."""
-    levels = holm_levels(out["p_t"].to_numpy(), alpha)
+    levels = holm_levels(p, alpha)
     method = CI_T if len(out) == 1 else CI_T_HOLM
     for i, d in enumerate(diffs):
         # No spread between seeds (n < 2, or a constant difference): no interval to show,
@@ -201,7 +225,10 @@ def _headline_intervals(out: pd.DataFrame, diffs: list[np.ndarray], alpha: float
 def _decide(
     out: pd.DataFrame, diffs: list[np.ndarray], mode: str | Direction, decision: Decision
 ) -> None:
-    """The study's three-way decisions (`ablation.stats.decide`) set on `out`, as verdicts."""
+    """The study's three-way decisions (`ablation.stats.decide`) set on `out`, as verdicts,
+    each with the interval that decided it: the TOST's (1 - 2 alpha) one for equivalent, the
+    efficacy interval at Holm's level otherwise (set by `_headline_intervals`). Differences
+    without spread show [d, d] and say why in `reason`."""
     for i, d in enumerate(diffs):
         word, needed = decisions.decide(
             d,
@@ -211,8 +238,20 @@ def _decide(
             n_comparisons=len(out),
         )
         out.loc[i, "decision"], out.loc[i, "seeds_needed"] = word, needed
-        out.loc[i, "tost_low"], out.loc[i, "tost_high"] = decisions.tost_interval(d, decision.alpha)
+        tost = decisions.tost_interval(d, decision.alpha)
+        out.loc[i, "tost_low"], out.loc[i, "tost_high"] = tost
         out.loc[i, "verdict"] = word
+        constant = checks.spread_verdict(d, decision.min_effect, mode)
+        if constant is not None:
+            x = d[np.isfinite(d)]
+            tost = (float(x.mean()), float(x.mean()))
+            out.loc[i, "ci_low"], out.loc[i, "ci_high"] = tost
+            out.loc[i, "tost_low"], out.loc[i, "tost_high"] = tost
+            out.loc[i, "reason"] = "; ".join(r for r in (constant[1], out.loc[i, "reason"]) if r)
+        if word == EQUIVALENT:
+            out.loc[i, "ci_low"], out.loc[i, "ci_high"] = tost
+            out.loc[i, "ci_level"] = 1 - 2 * decision.alpha
+            out.loc[i, "ci_method"] = CI_TOST
 
 
 def seeds_plan(pairs: Mapping[str, pd.DataFrame], decision: Decision) -> pd.DataFrame:
@@ -248,7 +287,8 @@ def sequential_comparisons(
     """
     if comparisons.empty or not pairs:
         return comparisons, pd.DataFrame(columns=LOOK_COLUMNS)
-    history = sequential.looks(plan, dict(zip(pairs, _diffs(pairs), strict=True)))
+    seeds = {v: list(p.index) for v, p in pairs.items()}
+    history = sequential.looks(plan, dict(zip(pairs, _diffs(pairs), strict=True)), seeds)
     rows = [
         {"look": k + 1, "n": look.n, "variant": c, **_look_fields(r)}
         for k, look in enumerate(history)
@@ -263,12 +303,22 @@ def sequential_comparisons(
             out.loc[i, "decision"] = out.loc[i, "verdict"] = CONTINUE
             continue
         out.loc[i, "ci_low"], out.loc[i, "ci_high"] = r.ci_low, r.ci_high
-        out.loc[i, "ci_level"] = 1 - r.level
-        out.loc[i, "ci_method"] = CI_SEQUENTIAL
+        out.loc[i, "ci_level"] = r.ci_level
+        out.loc[i, "ci_method"] = _look_method(r)
         out.loc[i, "significant"] = r.decision in (BETTER, WORSE)
         out.loc[i, "decision"] = out.loc[i, "verdict"] = r.decision
         out.loc[i, "seeds_needed"] = r.seeds_needed
+        # The look's own reason (no spread, outliers among the seeds it used) and the seeds
+        # whose trial diverged.
+        diverged = pairs[variant].attrs.get("diverged_seeds", [])
+        extra, _ = checks.describe([], [], diverged=diverged)
+        out.loc[i, "reason"] = "; ".join(x for x in (r.reason, extra) if x)
+        out.loc[i, "outlier_seeds"] = r.outlier_seeds
     return out, pd.DataFrame(rows, columns=LOOK_COLUMNS)
+
+
+def _look_method(r: sequential.ComparisonLook) -> str:
+    return CI_TOST if r.interval == "tost" else CI_SEQUENTIAL
 
 
 def _look_fields(r: sequential.ComparisonLook) -> dict[str, Any]:
@@ -281,4 +331,8 @@ def _look_fields(r: sequential.ComparisonLook) -> dict[str, Any]:
         "equivalence_level": r.equivalence_level,
         "decision": r.decision,
         "seeds_needed": r.seeds_needed,
+        "ci_level": r.ci_level,
+        "ci_method": _look_method(r),
+        "reason": r.reason,
+        "outlier_seeds": r.outlier_seeds,
     }

@@ -6,16 +6,23 @@ A comparison (paired differences variant - baseline over seeds) is
 - ``equivalent``: not significant, and its (1 - 2 alpha) t-interval lies inside
   (-min_effect, +min_effect): the two one-sided tests (TOST) at alpha both reject;
 - ``undecided``: neither; `seeds_for_power` says how many seeds would detect min_effect.
+Differences without seed-to-seed spread are decided by `ablation.stats.checks.spread_verdict`
+(an exact null is equivalent; a constant difference better/worse from min_effect on, else
+equivalent). Under normal paired differences the t-test and the TOST are exact at every n >= 2:
+false positives at most alpha (family-wise, Holm), "equivalent" for a true effect of
+min_effect at most alpha (tests/stats/test_exact_decisions.py measures both).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 
+from ablation.stats.checks import spread_verdict
 from ablation.stats.intervals import has_spread
 from ablation.vocabulary.direction import Direction
 from ablation.vocabulary.verdicts import BETTER, EQUIVALENT, UNDECIDED, WORSE
@@ -48,6 +55,18 @@ def paired_t(d: np.ndarray) -> tuple[float, float]:
     return (np.nan, np.nan)
 
 
+def holm_p(d: np.ndarray, min_effect: float) -> float:
+    """The p a comparison enters Holm's correction with: the paired t-test's, and 0 for a
+    constant difference of at least min_effect (decided better/worse: it passes its share of
+    alpha on to the others, as a rejection does)."""
+    _, p = paired_t(d)
+    x = np.asarray(d, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) >= 2 and not has_spread(x) and abs(float(x.mean())) >= min_effect:
+        return 0.0
+    return p
+
+
 def equivalent(d: np.ndarray, min_effect: float, alpha: float) -> bool:
     """TOST at alpha: the (1 - 2 alpha) t-interval of the mean lies inside +-min_effect."""
     low, high = tost_interval(d, alpha)
@@ -75,10 +94,14 @@ def decide(
     """(decision word, seeds needed) of one comparison; seeds needed is NaN unless undecided.
 
     `significant` is the Holm-corrected paired test's rejection (the caller corrects across the
-    comparisons); `n_comparisons` sets the planning level alpha / m for the seeds needed.
+    comparisons, with `holm_p` for its p); `n_comparisons` sets the planning level alpha / m
+    for the seeds needed. Differences without spread get `spread_verdict`'s word.
     """
     x = np.asarray(d, dtype=float)
     x = x[np.isfinite(x)]
+    constant = spread_verdict(x, decision.min_effect, mode)
+    if constant is not None:
+        return (constant[0], np.nan)
     if significant and len(x):
         return (BETTER if Direction.of(mode).improves(float(x.mean())) else WORSE, np.nan)
     if equivalent(x, decision.min_effect, decision.alpha):
@@ -110,12 +133,18 @@ def seeds_needed(sd: float | None, decision: Decision, n_comparisons: int = 1) -
 
 
 def power_paired_t(n: np.ndarray | int, sd: float, effect: float, alpha: float) -> np.ndarray:
-    """Power of the two-sided paired t-test at level alpha with n pairs (noncentral t)."""
+    """Power of the two-sided paired t-test at level alpha with n pairs (noncentral t).
+
+    Both tails through the survival function: P(T < -c) for noncentrality nc is P(T' > c) for
+    -nc. (scipy's `nct.cdf` far in the lower tail returns NaN at a large nc, e.g. sd 0.3
+    against min_effect 2, which made the plan ask more seeds of a quieter comparison.)
+    """
     n = np.asarray(n, dtype=float)
     df = n - 1
     crit = sps.t.ppf(1 - alpha / 2, df)
     nc = abs(effect) / sd * np.sqrt(n)
-    return sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc)
+    power = sps.nct.sf(crit, df, nc) + sps.nct.sf(crit, df, -nc)
+    return np.clip(power, 0.0, 1.0)
 
 
 def seeds_for_power(sd: float, effect: float, *, alpha: float, power: float) -> int:
@@ -127,6 +156,13 @@ def seeds_for_power(sd: float, effect: float, *, alpha: float, power: float) -> 
     """
     if not (sd > 0 and effect != 0):
         raise ValueError("seeds_for_power needs sd > 0 and a non-zero effect")
-    n = np.arange(2, MAX_SEEDS + 1)
-    ok = np.flatnonzero(power_paired_t(n, sd, effect, alpha) >= power)
-    return int(n[ok[0]]) if len(ok) else MAX_SEEDS + 1
+    # The t-test never has more power than the z-test with the sd known, so the answer is at
+    # least the z-test's n: search upward from there, a few n at a time (power rises with n).
+    z = (sps.norm.isf(alpha / 2) + sps.norm.ppf(power)) * sd / abs(effect)
+    first = int(min(max(2, math.floor(z * z) - 1), MAX_SEEDS + 1))
+    for low in range(first, MAX_SEEDS + 1, 16):
+        n = np.arange(low, min(low + 16, MAX_SEEDS + 1))
+        ok = np.flatnonzero(power_paired_t(n, sd, effect, alpha) >= power)
+        if len(ok):
+            return int(n[ok[0]])
+    return MAX_SEEDS + 1

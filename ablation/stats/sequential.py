@@ -4,13 +4,16 @@ it is decided, with the error rates of a group-sequential design.
 The looks are planned (n = start, start + 1, ..., max seeds per variant). Each comparison's
 paired t-statistic is tested against Lan-DeMets alpha-spending boundaries over those looks
 (linear spending alpha * n / max by default: in simulation it reached the fixed-n design's
-power with fewer trials than the Pocock- or O'Brien-Fleming-type functions, which are offered too);
-the boundaries are found on the z-scale of the planned looks and read on the t-statistic
-through its p-value (nominal level per look). Across comparisons, Holm's correction is kept in
-its group-sequential form (Maurer & Bretz 2013): a comparison decided better/worse passes its
-share of alpha on to those still open, whose boundaries are then those of the larger level.
-Equivalence is two one-sided tests, each with its own one-sided spending at alpha, so it is
-declared for an effect beyond min_effect at most alpha of the time. Re-running the fixed-n
+power with fewer trials than the Pocock- or O'Brien-Fleming-type functions, which are offered
+too). The boundaries are critical values of the paired t statistic itself at each planned look
+(simulated once per plan: the joint law of the t statistics of normal paths does not depend on
+the sd), read back as the t-test's nominal p-level at that look's degrees of freedom. Across
+comparisons, Holm's correction is kept in its group-sequential form (Maurer & Bretz 2013): a
+comparison decided better/worse passes its share of alpha on to those still open, whose
+boundaries are then those of the larger level. Equivalence is two one-sided tests, each with
+its own one-sided spending at alpha on the t statistic, so it is declared for an effect of
+min_effect or beyond at most alpha of the time. Differences without seed-to-seed spread are
+decided at the look that sees them (`ablation.stats.checks.spread_verdict`). Re-running the fixed-n
 test at every look is exactly what this is not: that inflates the false positives.
 
 Everything is a pure function of the paired differences in seed order: a rerun after a kill
@@ -32,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats as sps
 
+from ablation.stats.checks import describe, spread_verdict
 from ablation.stats.decide import Decision, seeds_needed
 from ablation.stats.intervals import holm
 from ablation.vocabulary.direction import Direction
@@ -43,7 +47,7 @@ SPENDING = ("linear", "pocock", "obrien-fleming")
 # the same boundaries on every machine and every rerun).
 _PATHS = 200_000
 _BOUNDARY_SEED = 20240512
-_BOUNDARY_VERSION = 1  # part of the on-disk cache key: raise it when `_simulated_levels` changes
+_BOUNDARY_VERSION = 2  # part of the on-disk cache key: raise it when `_simulated_levels` changes
 
 
 @dataclass(frozen=True)
@@ -132,25 +136,54 @@ def _nominal_levels(
 def _simulated_levels(
     looks: tuple[int, ...], alpha: float, two_sided: bool, spending: str
 ) -> np.ndarray:
-    n = np.asarray(looks, dtype=float)
-    rng = np.random.default_rng(_BOUNDARY_SEED)
-    increments = rng.standard_normal((_PATHS, int(n[-1])), dtype=np.float32)
-    sums = np.cumsum(increments, axis=1, dtype=np.float64)[:, n.astype(int) - 1]
-    z = sums / np.sqrt(n)
-    stat = np.abs(z) if two_sided else z
+    """Each look's critical value of the paired t statistic itself, read back as the nominal
+    p-level of the t-test at that look's degrees of freedom (so `p <= level` is `|t| >= c`).
+
+    The t statistics of normal paths at the planned looks (their joint law does not depend on
+    the sd); each look spends its share of alpha on the paths not yet stopped. Boundaries
+    found for z and read through t's p-value overspend at few degrees of freedom (successive
+    t statistics are less correlated than z ones): 5.2-6.3% for one null at {2, 10} - {3, 12}.
+    """
+    n = np.asarray(looks, dtype=int)
+    stat = _t_paths(looks)
+    stat = np.abs(stat) if two_sided else stat
     budget = np.diff(spent(n / n[-1], alpha, spending), prepend=0.0)
-    alive = np.ones(_PATHS, dtype=bool)
+    alive = np.ones(stat.shape[0], dtype=bool)
     levels = np.zeros(len(n))
     for k in range(len(n)):
-        cross = int(budget[k] * _PATHS)
+        cross = int(budget[k] * stat.shape[0])
         if cross < 1:
             continue  # a look with (almost) nothing to spend tests at level 0
-        s = np.sort(stat[alive, k])[::-1]
-        c = float(s[min(cross, len(s) - 1)])
-        levels[k] = 2 * sps.norm.sf(c) if two_sided else sps.norm.sf(c)
+        live = stat[alive, k]
+        if cross >= len(live):
+            continue
+        # the (cross + 1)-th largest: exactly `cross` live paths lie above it
+        c = float(-np.partition(-live, cross)[cross])
+        p = sps.t.sf(c, n[k] - 1)
+        levels[k] = 2 * p if two_sided else p
         alive &= stat[:, k] <= c
     levels.flags.writeable = False
     return levels
+
+
+# One plan at a time: its Holm table asks for the same paths at several alphas in a row, and a
+# `max` of 200 seeds makes them 160 MB.
+@functools.lru_cache(maxsize=1)
+def _t_paths(looks: tuple[int, ...]) -> np.ndarray:
+    """[path, look]: the one-sample t statistic of `_PATHS` standard normal paths at each look
+    (float32, built in chunks so a `max` of 200 seeds stays within memory)."""
+    n = np.asarray(looks, dtype=int)
+    rng = np.random.default_rng(_BOUNDARY_SEED)
+    out = np.empty((_PATHS, len(n)), dtype=np.float32)
+    chunk = 25_000
+    for a in range(0, _PATHS, chunk):
+        x = rng.standard_normal((min(chunk, _PATHS - a), int(n[-1])), dtype=np.float32)
+        s1 = np.cumsum(x, axis=1, dtype=np.float64)[:, n - 1]
+        s2 = np.cumsum(np.square(x, dtype=np.float64), axis=1)[:, n - 1]
+        var = (s2 - s1**2 / n) / (n - 1)
+        out[a : a + len(x)] = s1 / n / np.sqrt(var / n)
+    out.flags.writeable = False
+    return out
 
 
 @dataclass(frozen=True)
@@ -160,13 +193,21 @@ class ComparisonLook:
     comparison: str
     n: int
     mean_diff: float
-    ci_low: float  # the t-interval at `level` (excludes 0 exactly when better/worse)
+    # The interval that decided (`interval`): the efficacy t-interval at the look's nominal
+    # `level` (it excludes 0 exactly when better/worse), or for an equivalent one the TOST's at
+    # 1 - 2 x `equivalence_level` (inside +-min_effect). `ci_level` is the confidence it keeps
+    # under the repeated looks: 1 - its Holm share of alpha, 1 - 2 alpha for the TOST's.
+    ci_low: float
     ci_high: float
     level: float  # the nominal two-sided level of the paired t-test at this look
     p: float
     equivalence_level: float
     decision: str  # better, worse, equivalent, undecided (last look) or continue
     seeds_needed: float = math.nan
+    ci_level: float = math.nan
+    interval: str = "efficacy"  # or "tost"
+    reason: str = ""  # why, where the numbers do not say: no spread, an outlier seed
+    outlier_seeds: str = ""  # comma-separated seed values, "" for none
 
 
 @dataclass(frozen=True)
@@ -209,6 +250,7 @@ class Replay:
     equivalence_level: np.ndarray
     ci_low: np.ndarray
     ci_high: np.ndarray
+    ci_level: np.ndarray
 
     @property
     def decision(self) -> np.ndarray:
@@ -240,7 +282,7 @@ def replay(
     shape = (K, S, C)
     out = {
         k: np.full(shape, np.nan)
-        for k in ("mean", "sd", "p", "level", "equivalence_level", "ci_low", "ci_high")
+        for k in ("mean", "sd", "p", "level", "equivalence_level", "ci_low", "ci_high", "ci_level")
     }
     code = np.full(shape, _OUT, dtype=int)
     state = np.zeros((S, C), dtype=int)  # _OPEN until decided
@@ -254,15 +296,35 @@ def replay(
         if not active.any():
             break
         mean, sd, spread, p = _paired_tests(x[:, :, :n])
+        margin = plan.decision.min_effect
+        # No seed-to-seed spread: the differences are what they are (see `spread_verdict`): a
+        # constant one beyond min_effect is decided better/worse (p 0 in Holm's step, so it
+        # passes its share of alpha on), one inside +-min_effect (an exact null too) equivalent.
+        beyond = ~spread & (np.abs(mean) >= margin)
+        p = np.where(beyond, 0.0, p)
         key = np.where(active & np.isfinite(p), p, np.inf)
-        level, rejected = _holm_step(state, key, mean, table[:, k], alive, rejected, plan.mode)
+        level, steps, rejected = _holm_step(
+            state, key, mean, table[:, k], alive, rejected, plan.mode
+        )
         g = float(eq[k])
-        equiv = _equivalent(mean, sd, n, g, plan.decision.min_effect)
-        state[active & (state == _OPEN) & spread & equiv] = _EQUIVALENT
+        equiv = np.where(spread, _equivalent(mean, sd, n, g, margin), np.abs(mean) < margin)
+        state[active & (state == _OPEN) & equiv] = _EQUIVALENT
         if k == K - 1:
             state[active & (state == _OPEN)] = _UNDECIDED
+        # The interval shown is the one that decided: the TOST's (1 - 2 gamma) interval for an
+        # equivalent comparison, the efficacy interval at the look's level otherwise.
         qe = np.where(level > 0, sps.t.ppf(1 - level / 2, n - 1), np.inf)
-        ci_half = np.where(spread, qe * sd / math.sqrt(n), np.nan)
+        qt = sps.t.ppf(1 - g, n - 1) if g > 0 else np.inf
+        q = np.where(state == _EQUIVALENT, qt, qe)
+        with np.errstate(invalid="ignore"):
+            ci_half = np.where(spread, q * sd / math.sqrt(n), 0.0)
+        # The confidence the interval keeps under the repeated looks (a repeated confidence
+        # interval, Jennison & Turnbull): 1 - the alpha its boundaries spend over all looks, not
+        # 1 - the look's nominal level (a stopped comparison is a selected one).
+        a = plan.decision.alpha
+        out["ci_level"][k] = np.where(
+            active, np.where(state == _EQUIVALENT, 1 - 2 * a, 1 - a / (C - steps)), np.nan
+        )
         for name, v in (
             ("mean", mean),
             ("sd", sd),
@@ -305,24 +367,27 @@ def _holm_step(
 
     `levels[r]` is the look's level once r comparisons of a study were rejected. Marks each
     rejection better/worse in `state`; returns every comparison's level and the studies' new
-    rejection counts.
+    rejection counts, and how many were rejected before each comparison's step (its level
+    is that of alpha / (C - steps)).
     """
     S, C = key.shape
     rows = np.arange(S)
     order = np.argsort(key, axis=1, kind="stable")
     level = np.full((S, C), np.nan)
+    steps = np.zeros((S, C), dtype=int)
     stepping = alive.copy()
     r = rejected.copy()
     for j in range(C):
         c = order[:, j]
         cur = levels[np.minimum(r, C - 1)]
         level[rows, c] = cur
+        steps[rows, c] = np.minimum(r, C - 1)
         hit = stepping & (key[rows, c] <= cur)
         better = direction.sign * mean[rows, c] > 0
         state[rows[hit], c[hit]] = np.where(better[hit], _BETTER, _WORSE)
         r = r + hit
         stepping &= hit
-    return level, r
+    return level, steps, r
 
 
 def _equivalent(
@@ -334,13 +399,20 @@ def _equivalent(
     return (mean - half > -margin) & (mean + half < margin)
 
 
-def looks(plan: SequentialPlan, diffs: Mapping[str, Sequence[float]]) -> list[Look]:
+def looks(
+    plan: SequentialPlan,
+    diffs: Mapping[str, Sequence[float]],
+    seeds: Mapping[str, Sequence[int]] | None = None,
+) -> list[Look]:
     """Every look the finished seeds allow, replayed from the start.
 
     `diffs` holds, per comparison (the variant's name), its paired differences variant -
-    baseline in seed order (the study's seeds 0, 1, 2, ...: the n-th value is seed n - 1).
-    A comparison decided at a look takes no part in later ones (values past its stop are
-    ignored). The replay stops at the first look some open comparison lacks seeds for.
+    baseline in seed order (the study's seeds 0, 1, 2, ...: the n-th value is seed n - 1,
+    unless `seeds` gives each value's seed, for the reasons). A comparison decided at a look
+    takes no part in later ones (values past its stop are ignored). The replay stops at the
+    first look some open comparison lacks seeds for. A look whose values show no spread or an
+    outlier seed says so in its `reason`: the rule decides with every seed in (an outlier is
+    not dropped after being seen), and the verdict names it.
     """
     names = list(diffs)
     if not names:
@@ -368,6 +440,9 @@ def looks(plan: SequentialPlan, diffs: Mapping[str, Sequence[float]]) -> list[Lo
             sd = sd if sd > 0 else (plan.decision.pilot_sd or 0.0)
             if code == _UNDECIDED and sd > 0:
                 needed = float(seeds_needed(sd, plan.decision, m))
+            tost = code == _EQUIVALENT
+            values = x[0, i, :n]
+            reason, flagged = _look_reason(plan, values, list(seeds[c]) if seeds else None)
             look.comparisons[c] = ComparisonLook(
                 comparison=c,
                 n=n,
@@ -379,9 +454,25 @@ def looks(plan: SequentialPlan, diffs: Mapping[str, Sequence[float]]) -> list[Lo
                 equivalence_level=float(rep.equivalence_level[k, 0, i]),
                 decision=_WORDS[code],
                 seeds_needed=needed,
+                ci_level=float(rep.ci_level[k, 0, i]),
+                interval="tost" if tost else "efficacy",
+                reason=reason,
+                outlier_seeds=flagged,
             )
         out.append(look)
     return out
+
+
+def _look_reason(
+    plan: SequentialPlan, values: np.ndarray, seeds: list[int] | None
+) -> tuple[str, str]:
+    """(reason, outlier seeds) of a comparison's values at a look (`ablation.stats.checks`)."""
+    named = seeds[: len(values)] if seeds else list(range(len(values)))
+    reason, flagged = describe(values, named)
+    constant = spread_verdict(values, plan.decision.min_effect, plan.mode)
+    if constant is not None:
+        reason = "; ".join(r for r in (constant[1], reason) if r)
+    return reason, flagged
 
 
 def next_seeds(plan: SequentialPlan, diffs: Mapping[str, Sequence[float]]) -> tuple[int, list[str]]:

@@ -12,7 +12,7 @@ from matplotlib.colors import to_hex
 
 from ablation.dashboard import render_dashboard
 from ablation.report import export, figures, tables
-from ablation.report.comparisons import CI_SEQUENTIAL
+from ablation.report.comparisons import CI_SEQUENTIAL, CI_TOST
 from ablation.report.summary import Summary, summarize
 from ablation.stats import Decision, looks
 from ablation.stats.sequential import SequentialPlan
@@ -34,7 +34,8 @@ def test_sequential_report_is_the_replay_the_driver_decides_with(decided):
     c = decided.comparisons.set_index("variant")
     assert c.loc["big", "decision"] == "better"
     assert set(c.decision) <= {"better", "worse", "equivalent", "undecided"}
-    assert (c.ci_method == CI_SEQUENTIAL).all()
+    # The interval that decided: the TOST's for equivalent, the look's efficacy one otherwise.
+    assert (c.ci_method == np.where(c.decision == "equivalent", CI_TOST, CI_SEQUENTIAL)).all()
     # The same numbers as the pure function, from the same paired values.
     v = decided.values.pivot(index="seed", columns="variant", values="val_top1_error")
     diffs = {k: (v[k] - v["base"]).to_numpy() for k in ("big", "none", "small")}
@@ -60,7 +61,10 @@ def test_json_names_the_headline_and_the_decision(decided):
         "equivalent",
         "undecided",
     }
-    assert all(r["ci_method"] == CI_SEQUENTIAL for r in data["comparisons"])
+    assert all(
+        r["ci_method"] == (CI_TOST if r["decision"] == "equivalent" else CI_SEQUENTIAL)
+        for r in data["comparisons"]
+    )
     assert data["looks"] and data["plan"]
     md = export.render(decided, "md")
     assert "How the decisions were reached" in md and "min_effect = 1" in md
