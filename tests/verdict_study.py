@@ -9,9 +9,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from ablation.report.comparisons import CI_TOST
 from ablation.report.summary import Summary, summarize
-from ablation.vocabulary.verdicts import EQUIVALENT
 
 MIN_EFFECT = 1.0
 # Paired differences (variant - baseline) per seed, in error points (lower is better).
@@ -40,13 +38,9 @@ def verdict_frames() -> pd.DataFrame:
 
 
 def as_decided(summary: Summary) -> Summary:
-    """The summary with each equivalent row's interval the TOST one, as the decision rules
-    set it (a no-op once they do), and a reason and an outlier seed on the undecided row."""
+    """The summary with a planted reason and outlier seed on the undecided row (the decision
+    rules set an equivalent row's interval to the TOST one themselves)."""
     c = summary.comparisons.copy()
-    eq = c["decision"] == EQUIVALENT
-    c.loc[eq, "ci_low"], c.loc[eq, "ci_high"] = c.loc[eq, "tost_low"], c.loc[eq, "tost_high"]
-    c.loc[eq, "ci_method"] = CI_TOST
-    c.loc[eq, "ci_level"] = 1 - 2 * summary.decision.alpha
     noisy = c["variant"] == "noisy"
     c.loc[noisy, "reason"] = "planted reason: seed 4 diverged"
     c.loc[noisy, "outlier_seeds"] = "4"

@@ -16,7 +16,7 @@ import pandas as pd
 from ablation.report.factorial import DESCRIPTIVE
 from ablation.report.summary import Summary
 from ablation.vocabulary import metrics
-from ablation.vocabulary.verdicts import BETTER, EQUIVALENT, UNDECIDED, WORSE
+from ablation.vocabulary.verdicts import BETTER, UNDECIDED, WORSE
 
 PM = "±"  # the exporters swap this for their own notation (LaTeX: $\pm$)
 
@@ -194,34 +194,25 @@ def comparisons_display(summary: Summary) -> pd.DataFrame:
 
 
 def looks_display(summary: Summary) -> pd.DataFrame:
-    """How the sequential decisions were reached: one row per (look, comparison).
-
-    A look's interval is its efficacy interval at the look's level; the look that decided a
-    comparison equivalent shows the interval that decided it instead (the comparison row's,
-    the TOST's), so no row of the table shows an interval its decision contradicts.
-    """
-    final = {r["variant"]: r for r in summary.comparisons.to_dict("records")}
-    rows = []
-    for r in summary.looks.to_dict("records"):
-        shown = {"ci_low": r["ci_low"], "ci_high": r["ci_high"]}
-        label = ci_label(1 - float(r["level"]) if _ok(r["level"]) else None, "paired t")
-        verdict = final.get(r["variant"], {})
-        if r["decision"] == EQUIVALENT and verdict.get("decision") == EQUIVALENT:
-            shown = {"ci_low": verdict["ci_low"], "ci_high": verdict["ci_high"]}
-            label = ci_label(verdict["ci_level"], verdict["ci_method"])
-        rows.append(
+    """How the sequential decisions were reached: one row per (look, comparison), each with
+    the interval its decision was read from (`ablation.stats.sequential`: the TOST's where the
+    look decided equivalent, else the efficacy interval), named and at the confidence it keeps
+    over the repeated looks, so no row shows an interval its decision contradicts."""
+    return pd.DataFrame(
+        [
             {
                 "Look": int(r["look"]),
                 "Seeds": int(r["n"]),
                 "Variant": r["variant"],
                 "Δ": fmt_signed(r["mean_diff"]),
-                "Interval": fmt_ci(shown["ci_low"], shown["ci_high"]),
-                "Interval is": label,
+                "Interval": fmt_ci(r["ci_low"], r["ci_high"]),
+                "Interval is": ci_label(r.get("ci_level"), r.get("ci_method")),
                 "p (paired t)": fmt_p(r["p"]),
                 "Decision": r["decision"],
             }
-        )
-    return pd.DataFrame(rows)
+            for r in summary.looks.to_dict("records")
+        ]
+    )
 
 
 def plan_display(summary: Summary) -> pd.DataFrame:
