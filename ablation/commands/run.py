@@ -22,7 +22,7 @@ from ablation.run.driver import LeaseHeld, LiveRefresh, RunResult, run_study
 from ablation.run.ray_session import RayAuthRefused
 from ablation.run.signals import stop_like_ctrl_c
 from ablation.study import Study, format_trial_table, load_for_command, trial_table
-from ablation.study.plan import PairedSd, power_plan
+from ablation.study.plan import PairedSd, power_plan, time_estimate
 from ablation.track import names, stores
 from ablation.track.landing import prepare_landing
 
@@ -44,6 +44,9 @@ def main(args: argparse.Namespace) -> int:
         plan = power_plan(study, table, _earlier_sd(uri, study, table))
         if plan:
             print("\n" + "\n".join(plan))
+        timing = time_estimate(study, table)
+        if timing:
+            print("\n" + "\n".join(timing))
         return 0
     if args.max_concurrent is not None and args.max_concurrent < 1:
         print("--max-concurrent: must be >= 1", file=sys.stderr)
