@@ -7,6 +7,9 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: demo test lint format bench gpu-check system-deps clean
 
 # A venv with the package (and, for tests, the dev extra); redone when pyproject.toml changes.
+# `make demo` installs only what the main job needs (the package's own dependencies: SQLite
+# stores, embedded Ray); the dev and server extras (pytest, ruff, the MLflow auth server,
+# optuna-dashboard, the PostgreSQL drivers) only `make test`, `make lint` and the image.
 # CBAM's CPU kernels are built then too (cached per CPU), so that no trial pays the build.
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

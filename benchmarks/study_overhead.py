@@ -11,6 +11,17 @@ Printed as a ratio (wall / ideal) and as seconds lost per trial ((wall - ideal) 
 / trials: the slot-seconds each trial costs beyond its own training). Also against the whole
 of each `train_trial` call (data, model, epochs, profiling: `trial_seconds`), which leaves
 only what Ray Tune, MLflow and Optuna cost.
+
+Then where a trial's time goes, per trial (mean over the trials, seconds and share of the run's
+slot-seconds): start-up (imports, MLflow store, Ray and Tune start, the first worker; paid once
+per run, shown per trial), data (building the data set, once per worker process: measured here
+cold, shared among the trials of a worker), forward/backward (the epochs' training phases,
+from each epoch's logged images/s), evaluation (the rest of each epoch), model and profiling
+(the rest of `train_trial`), logging (between trials on a worker, and after the last: Tune
+recording the result in MLflow and Optuna, scheduling the next). The dry run's time estimate
+(`ablation run FILE --dry-run`, ablation/study/plan.py) uses the same split: it measures
+forward/backward and evaluation on the built model and adds the rest as
+TRIAL_EXTRA_SECONDS and RUN_STARTUP_SECONDS, which are this split's numbers.
 """
 
 from __future__ import annotations
@@ -36,18 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     from ablation.run.driver import run_study
     from ablation.study import load_study
 
+    study = load_study(args.study)
     with tempfile.TemporaryDirectory(prefix="study-overhead-") as folder:
+        uri = f"sqlite:///{folder}/mlflow.db"
         result = run_study(
-            load_study(args.study),
-            tracking_uri=f"sqlite:///{folder}/mlflow.db",
-            max_concurrent=args.max_concurrent,
-            out=sys.stderr,
+            study, tracking_uri=uri, max_concurrent=args.max_concurrent, out=sys.stderr
         )
-    total_wall = time.monotonic() - started
-    trained = [t for t in result.trials if t.seconds]
-    if not trained:
-        print("no trial trained; nothing to measure", file=sys.stderr)
-        return 1
+        total_wall = time.monotonic() - started
+        trained = [t for t in result.trials if t.seconds]
+        if not trained:
+            print("no trial trained; nothing to measure", file=sys.stderr)
+            return 1
+        epochs = _epoch_histories(uri, trained)
     n, slots = len(trained), result.concurrency
     ideal = sum(t.seconds for t in trained) / slots
     tune_wall = result.ray_seconds
@@ -71,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         figures["tune_ratio_vs_whole_trial"] = round(tune_wall / ideal_whole, 3)
         figures["orchestration_seconds_per_trial"] = round((tune_wall - ideal_whole) * slots / n, 3)
     figures.update(_breakdown(result, trained))
+    split = _split(study, result, trained, epochs, total_wall)
+    figures["split"] = split
     if args.json:
         print(json.dumps(figures))
     else:
@@ -99,7 +112,85 @@ def main(argv: list[str] | None = None) -> int:
                 f"epochs (data, model, profiling), {b['shutdown_seconds']:.1f}s after the last "
                 "trial (Tune's shutdown)"
             )
+        print(_format_split(split))
     return 0 if result.exit_code == 0 else 1
+
+
+def _epoch_histories(uri: str, trained: list) -> dict[str, list[tuple[float, float]]]:
+    """Per trial run: (epoch_seconds, images_per_second) of each epoch, from the store."""
+    from ablation.track.reader import open_client
+
+    client = open_client(uri)
+    out = {}
+    for t in trained:
+        secs = client.get_metric_history(t.run_id, "epoch_seconds")
+        ips = client.get_metric_history(t.run_id, "images_per_second")
+        out[t.run_id] = [(a.value, b.value) for a, b in zip(secs, ips, strict=False)]
+    return out
+
+
+def _split(study, result, trained: list, epochs: dict, total_wall: float) -> dict:
+    """Mean seconds per trial of start-up, data, forward/backward, evaluation, model and
+    profiling, and logging; they add up to the run's slot-seconds per trial."""
+    from ablation.data.build import build_datasets
+    from ablation.study.design import all_variants
+    from ablation.study.trials import trials_for_variant
+
+    config = trials_for_variant(study, all_variants(study)[0])[0].config
+    started = time.perf_counter()
+    train_ds, _, _ = build_datasets(config["dataset"])
+    data_cold = time.perf_counter() - started
+    batch = config["train"]["batch_size"]
+    n = len(train_ds)
+    trained_images = n - n % batch if n > batch else n
+    n_trials, slots = len(trained), result.concurrency
+    workers = len({t.timing.get("worker_pid") for t in trained}) or slots
+    fwd_bwd = evaluation = 0.0
+    for t in trained:
+        for seconds, ips in epochs.get(t.run_id, []):
+            fwd_bwd += trained_images / ips
+            evaluation += seconds - trained_images / ips
+    data = data_cold * workers
+    in_trial = sum(t.trial_seconds or t.seconds for t in trained)
+    model_profile = in_trial - sum(t.seconds for t in trained) - data
+    slot_seconds = total_wall * slots
+    b = _breakdown(result, trained)
+    startup = (total_wall - result.ray_seconds + b.get("startup_seconds", 0.0)) * slots
+    logging = slot_seconds - startup - in_trial
+    parts = {
+        "start-up": startup,
+        "data": data,
+        "forward/backward": fwd_bwd,
+        "evaluation": evaluation,
+        "model and profiling": max(model_profile, 0.0),
+        "logging and scheduling": logging,
+    }
+    return {
+        "trials": n_trials,
+        "slots": slots,
+        "slot_seconds": round(slot_seconds, 2),
+        "per_trial": {k: round(v / n_trials, 3) for k, v in parts.items()},
+        "share": {k: round(v / slot_seconds, 3) for k, v in parts.items()},
+        "trial_extra_seconds": round((data + max(model_profile, 0.0) + logging) / n_trials, 2),
+        "run_startup_seconds": round(startup / slots, 2),
+    }
+
+
+def _format_split(split: dict) -> str:
+    rows = [
+        f"  {name:<24} {split['per_trial'][name]:8.2f} s {100 * split['share'][name]:5.1f}%"
+        for name in split["per_trial"]
+    ]
+    return "\n".join(
+        [
+            f"where a trial's slot-seconds go ({split['slot_seconds']:.0f} slot-seconds over "
+            f"{split['trials']} trials on {split['slots']} slots; per trial, share of all):",
+            *rows,
+            f"  the dry run's constants: TRIAL_EXTRA_SECONDS ~ {split['trial_extra_seconds']:.1f} "
+            f"(data, model and profiling, logging per trial), RUN_STARTUP_SECONDS ~ "
+            f"{split['run_startup_seconds']:.1f} (ablation/study/plan.py)",
+        ]
+    )
 
 
 def _breakdown(result, trained) -> dict:

@@ -25,7 +25,7 @@ from ablation.run.ray_session import RayAuthRefused
 from ablation.run.signals import stop_like_ctrl_c
 from ablation.study import Study, format_trial_table, load_for_command, trial_table
 from ablation.study.design import all_variants
-from ablation.study.plan import PairedSd, power_plan
+from ablation.study.plan import PairedSd, power_plan, time_estimate
 from ablation.study.trials import resolve_config
 from ablation.track import names, stores
 from ablation.track.landing import prepare_landing
@@ -51,6 +51,9 @@ def main(args: argparse.Namespace) -> int:
         plan = power_plan(study, table, found)
         if plan:
             print("\n" + "\n".join([*plan, *(f"  not planned from {why}" for why in refused)]))
+        timing = time_estimate(study, table)
+        if timing:
+            print("\n" + "\n".join(timing))
         change = definition_preview(uri, study)
         if change:
             print("\n" + change)

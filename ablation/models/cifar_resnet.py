@@ -3,7 +3,8 @@
 He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016, section 4.2.
 torchvision has no such network, so this is the one backbone written here, but its blocks are
 torchvision's BasicBlock, so attention goes in exactly as in the ImageNet ResNets.
-Shortcuts are the paper's option A (identity; where the shape changes, stride-2 subsampling
+ResNet-8 (n = 1, 0.08M parameters) is the family's smallest member: the quickstart's CPU-sized
+network. Shortcuts are the paper's option A (identity; where the shape changes, stride-2 subsampling
 and zero-padded channels), which adds no parameters: ResNet-20 has 0.27M parameters, ResNet-32
 0.46M and ResNet-56 0.85M, as in the paper's Table 6.
 """
@@ -18,7 +19,7 @@ from torchvision.models.resnet import BasicBlock
 
 from ablation.models.resnet import insert_attention
 
-DEPTHS = {"resnet20": 20, "resnet32": 32, "resnet56": 56}
+DEPTHS = {"resnet8": 8, "resnet20": 20, "resnet32": 32, "resnet56": 56}
 
 
 class PadShortcut(nn.Module):

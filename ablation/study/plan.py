@@ -8,6 +8,9 @@ size, once per distinct model (seeds do not change it). Nothing is trained or st
 
 from __future__ import annotations
 
+import math
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -273,3 +276,165 @@ def sequential_forecast(study: Study, sd: float, comparisons: int, fixed_n: int)
             "simulation, docs/study-file.md)"
         )
     return lines
+
+
+# --- time estimate ----------------------------------------------------------------------------
+
+# What a trial costs beyond its epochs' training and evaluation, and a run beyond its trials,
+# on the embedded Ray: split by `python benchmarks/study_overhead.py` (data, model build and
+# profiling inside the trial; scheduling and recording between trials; Ray and store start-up
+# once). The epochs themselves are measured on the built model by `measure_throughput`.
+# Measured on the quickstart (2026-12-06, 2-core machine at load 15-25: 16 trials): 10.3 s per
+# trial (data 0.1, model and profiling 1.2, logging and scheduling 8.9) and 160 s per run, while
+# the same run's forward/backward took 4.3x its idle time (60.5 s a trial against 14 s from
+# the idle images/s); scaled by that factor to the idle machine a study is planned for:
+TRIAL_EXTRA_SECONDS = 2.4
+RUN_STARTUP_SECONDS = 37.0
+# A timing step of a big model at its full batch can take minutes on a CPU: the measured batch
+# is cut so one training step is about this much work (per-image speed barely changes).
+_TIMED_GFLOP = 20.0
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Images per second of one model, training (forward, backward, step) and evaluating."""
+
+    train: float
+    evaluate: float
+    threads: int
+    batch: int
+
+
+def measure_throughput(
+    config: dict[str, Any], *, threads: int = 1, gflops: float | None = None
+) -> Throughput:
+    """Time a few training steps and evaluation batches of the trial's model on random images
+    of its data set's shape, at its batch size (smaller for big models), on `threads` CPU
+    threads. Seconds, not minutes: the dry run calls it once per distinct model."""
+    import torch
+    from torch import nn
+
+    from ablation.models import build_model
+
+    model_cfg, data_cfg = config["model"], config["dataset"]
+    in_channels, num_classes = _data_shape(data_cfg)
+    size = data_cfg["image_size"]
+    batch = int(config["train"]["batch_size"])
+    if gflops:
+        batch = max(2, min(batch, int(_TIMED_GFLOP / (3 * gflops))))
+    model = build_model(
+        model_cfg["backbone"],
+        model_cfg["attention"],
+        model_cfg["cbam"],
+        num_classes=num_classes,
+        in_channels=in_channels,
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    x = torch.randn(batch, in_channels, size, size)
+    y = torch.randint(0, num_classes, (batch,))
+    loss_fn = nn.CrossEntropyLoss()
+
+    def train_step() -> None:
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def timed(step: Any, budget: float = 1.0) -> float:
+        """Images per second of the fastest of up to 5 steps (after a warm-up): the least
+        disturbed by whatever else the machine runs, as on the idle machine a study wants."""
+        step()  # warm-up: allocation, kernel choice
+        started, fastest = time.perf_counter(), math.inf
+        for _ in range(5):
+            t = time.perf_counter()
+            step()
+            fastest = min(fastest, time.perf_counter() - t)
+            if time.perf_counter() - started > budget:
+                break
+        return batch / fastest
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model.train()
+        train = timed(train_step)
+        model.eval()
+        with torch.inference_mode():
+            evaluate = timed(lambda: model(x))
+    finally:
+        torch.set_num_threads(before)
+    return Throughput(train=train, evaluate=evaluate, threads=threads, batch=batch)
+
+
+def trial_seconds(config: dict[str, Any], sizes: tuple[int, int], speed: Throughput) -> float:
+    """A trial's expected seconds: its epochs at `speed` over (train, val) images, plus
+    TRIAL_EXTRA_SECONDS. Training drops a ragged last batch, as the trial's loader does."""
+    n_train, n_val = sizes
+    batch = int(config["train"]["batch_size"])
+    trained = n_train - n_train % batch if n_train > batch else n_train
+    epoch = trained / speed.train + n_val / speed.evaluate
+    return config["train"]["epochs"] * epoch + TRIAL_EXTRA_SECONDS
+
+
+def data_sizes(data_cfg: dict[str, Any]) -> tuple[int, int] | None:
+    """(train, val) images of a trial: the section's sizes, else those of an in-memory data
+    set (built: cheap for them); None for a file-backed set without both sizes given."""
+    train, val = data_cfg.get("train_samples"), data_cfg.get("val_samples")
+    if train and val:
+        return int(train), int(val)
+    if not DATASETS[data_cfg["name"]].in_memory:
+        return None
+    from ablation.data.build import build_datasets
+
+    train_ds, val_ds, _ = build_datasets(data_cfg)
+    return len(train_ds), len(val_ds)
+
+
+def time_estimate(study: Study, trials: pd.DataFrame, *, cpus: int | None = None) -> list[str]:
+    """The lines `--dry-run` prints about time: each distinct model's measured speed on this
+    machine, the seconds per trial that implies, and the study's wall time on the embedded
+    Ray (`cpus` CPUs, default this machine's) for the trials it plans (a sequential study:
+    its first look and its most). Empty where nothing can be estimated here."""
+    res = study.resources
+    if res.gpus_per_trial or not len(trials):
+        return []  # measured on this CPU, it would say nothing of a GPU trial
+    threads = max(1, int(res.cpus_per_trial))
+    cpus = cpus or os.cpu_count() or 1
+    slots = max(1, res.max_concurrent or int(cpus // res.cpus_per_trial))
+    by_variant = {v.name: trials_for_variant(study, v)[0].config for v in all_variants(study)}
+    speeds: dict[str, Throughput] = {}
+    seconds: dict[str, float] = {}
+    lines = []
+    for name, config in by_variant.items():
+        if name not in set(trials["variant"]):
+            continue
+        sizes = data_sizes(config["dataset"])
+        if sizes is None:
+            return ["time: no estimate (the data set's size is known only by reading it)"]
+        key = canonical_json([config["model"], config["dataset"], config["train"]["batch_size"]])
+        if key not in speeds:
+            gflops = _cost(config, {})[1]
+            speeds[key] = measure_throughput(config, threads=threads, gflops=gflops)
+        speed = speeds[key]
+        seconds[name] = trial_seconds(config, sizes, speed)
+        lines.append(
+            f"  {name}: {speed.train:.0f} images/s training, {speed.evaluate:.0f} evaluating "
+            f"-> about {seconds[name]:.0f} s per trial"
+        )
+    counts = trials["variant"].value_counts()
+    work = sum(seconds[v] * n for v, n in counts.items())
+    longest = max(seconds.values())
+    wall = RUN_STARTUP_SECONDS + max(work / slots, longest)
+    head = (
+        f"time, measured here (batch {next(iter(speeds.values())).batch}, {threads} thread(s) "
+        f"per trial, {slots} trial slot(s); plus {TRIAL_EXTRA_SECONDS:g} s per trial and "
+        f"{RUN_STARTUP_SECONDS:g} s per run of data, start-up and recording):"
+    )
+    total = f"  {len(trials)} trials: about {wall:.0f} s"
+    seq = study.sequential_seeds
+    if seq is not None:
+        per_seed = sum(seconds.values())
+        most = RUN_STARTUP_SECONDS + max(per_seed * seq.max / slots, longest)
+        total += f" at the first look; at most {seq.max * len(seconds)} trials, about {most:.0f} s"
+    lines.append(total + f" ({math.ceil(len(trials) / slots)} rounds of {slots})")
+    return [head, *lines]

@@ -6,6 +6,7 @@ from __future__ import annotations
 # torchvision's ImageNet ResNets and their ResNeXt/wide relatives; "mobilenet": torchvision's
 # MobileNetV2.
 BACKBONES: dict[str, str] = {
+    "resnet8": "cifar-resnet",
     "resnet20": "cifar-resnet",
     "resnet32": "cifar-resnet",
     "resnet56": "cifar-resnet",
