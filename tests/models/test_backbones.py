@@ -8,7 +8,7 @@ from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from ablation.attention import ATTENTIONS, CBAM, SqueezeExcitation
+from ablation.attention import BUILT_IN_ATTENTIONS, CBAM, SqueezeExcitation
 from ablation.models import BACKBONES, build_model
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -34,7 +34,7 @@ def _blocks(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, kinds)]
 
 
-@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("attention", BUILT_IN_ATTENTIONS)
 @pytest.mark.parametrize("backbone", SMALL)
 def test_small_backbones_train_a_step_with_one_channel_digits(backbone, attention):
     torch.manual_seed(0)
@@ -48,7 +48,7 @@ def test_small_backbones_train_a_step_with_one_channel_digits(backbone, attentio
             assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
 
 
-@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("attention", BUILT_IN_ATTENTIONS)
 @pytest.mark.parametrize("backbone", BIG)
 def test_big_backbones_train_a_step(backbone, attention):
     torch.manual_seed(0)
@@ -118,7 +118,7 @@ def test_bad_arguments_raise_value_error():
     with pytest.raises(ValueError, match="backbone must be one of .*resnet50"):
         build_model("vgg16")
     with pytest.raises(ValueError, match="attention must be one of none, se, cbam"):
-        build_model("resnet20", "eca")
+        build_model("resnet20", "sk")
     with pytest.raises(ValueError, match="kernel_size"):
         build_model("resnet20", "none", {"kernel_size": 2})
     with pytest.raises(ValueError, match="in_channels"):
