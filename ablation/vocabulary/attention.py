@@ -16,7 +16,7 @@ ZOO_DISTRIBUTIONS: dict[str, str | None] = {
     "ese": "timm",  # effective SE (Lee and Park, CenterMask, CVPR 2020)
     "gc": "timm",  # global context block (Cao et al., GCNet, 2019)
     "gca": "timm",  # GCNet's fusion by addition
-    "lcbam": "timm",  # timm's light CBAM (Woo et al., 2018, with a one-pool spatial gate)
+    "lcbam": "timm",  # timm's light CBAM (Woo et al., 2018; avg and max pools averaged)
     "coord": "timm",  # Coordinate Attention (Hou et al., CVPR 2021)
     "ge": "timm",  # Gather-Excite, parameter-free GE-theta-minus (Hu et al., NeurIPS 2018)
     "simam": None,  # SimAM (Yang et al., ICML 2021)

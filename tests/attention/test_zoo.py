@@ -218,3 +218,19 @@ def test_eca_in_resnet20_adds_three_parameters_per_block():
     added = _params(build_model("resnet20", "eca")) - _params(build_model("resnet20", "none"))
     assert added == 9 * 3
     assert math.isclose(_params(build_model("resnet20", "simam")), _params(build_model("resnet20")))
+
+
+def _model_params(backbone: str, attention: str) -> int:
+    with torch.device("meta"):  # counts only: no memory, no initialisation
+        return _params(build_model(backbone, attention, num_classes=1000))
+
+
+def test_resnet50_rows_match_the_papers_tables():
+    # ECA-Net (Table 2): ResNet-50 25.557M and ECA-Net50 25.557M: 16 gates of k = 5 (256,
+    # 512, 1024 channels) or 7 (2048) add 86 parameters. SimAM (Table 1) and GE-theta-minus
+    # (Table 2) add none: ResNet-50's 25.56M.
+    plain = _model_params("resnet50", "none")
+    assert plain == 25_557_032
+    assert _model_params("resnet50", "eca") - plain == 3 * 5 + 4 * 5 + 6 * 5 + 3 * 7
+    assert round(_model_params("resnet50", "eca") / 1e6, 3) == 25.557
+    assert _model_params("resnet50", "simam") == _model_params("resnet50", "ge") == plain
