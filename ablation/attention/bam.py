@@ -31,8 +31,7 @@ class BAM(nn.Module):
         channels = _positive_int("channels", channels)
         hidden = max(1, channels // _positive_int("reduction", reduction))
         dilation = _positive_int("dilation", dilation)
-        self.channel = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
+        self.channel = nn.Sequential(  # on AvgPool(F), a C x 1 x 1 map
             nn.Conv2d(channels, hidden, 1),
             nn.ReLU(inplace=True),
             nn.Conv2d(hidden, channels, 1),
@@ -47,4 +46,5 @@ class BAM(nn.Module):
         self.spatial = nn.Sequential(*spatial)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * (1 + torch.sigmoid(self.channel(x) + self.spatial(x)))
+        channel = self.channel(x.mean(dim=(2, 3), keepdim=True))
+        return x * (1 + torch.sigmoid(channel + self.spatial(x)))

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from timm.layers import get_attn
 from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual
@@ -156,6 +157,34 @@ def test_bam_parameters_follow_the_papers_branches(channels, reduction, dilated)
     spatial = (channels * h + h) + dilated * (9 * h * h + h) + (h + 1) + 2  # 1x1, 3x3s, 1x1, BN
     args = {"reduction": reduction, "dilated_convs": dilated}
     assert _params(create_attention("bam", channels, attention_args=args)) == channel + spatial
+
+
+def _batch_norm(bn: nn.BatchNorm2d, y: torch.Tensor) -> torch.Tensor:
+    """An eval-mode BatchNorm written out: (y - mean) / sqrt(var + eps) * weight + bias."""
+    mean, var = bn.running_mean[:, None, None], bn.running_var[:, None, None]
+    return (y - mean) / torch.sqrt(var + bn.eps) * bn.weight[:, None, None] + bn.bias[:, None, None]
+
+
+def test_bam_is_the_papers_equations():
+    # M(F) = sigmoid(BN(W1 relu(W0 AvgPool(F))) + BN(f3(relu(f2(relu(f1(relu(f0(F)))))))))
+    torch.manual_seed(0)
+    bam = BAM(32, reduction=4, dilation=2).double().eval()
+    with torch.no_grad():
+        for bn in (bam.channel[3], bam.spatial[-1]):  # statistics other than 0 and 1
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 2)
+    x = torch.randn(2, 32, 9, 7, dtype=torch.float64)
+    w0, w1 = bam.channel[0], bam.channel[2]
+    hidden = F.relu(F.conv2d(x.mean(dim=(2, 3), keepdim=True), w0.weight, w0.bias))
+    mc = _batch_norm(bam.channel[3], F.conv2d(hidden, w1.weight, w1.bias))
+    f0, f1, f2, f3 = (bam.spatial[i] for i in (0, 2, 4, 6))
+    s = F.relu(F.conv2d(x, f0.weight, f0.bias))
+    for conv in (f1, f2):
+        s = F.relu(F.conv2d(s, conv.weight, conv.bias, padding=2, dilation=2))
+    ms = _batch_norm(bam.spatial[7], F.conv2d(s, f3.weight, f3.bias))
+    with torch.no_grad():
+        assert torch.allclose(bam(x), x + x * torch.sigmoid(mc + ms))
 
 
 def test_bam_with_zero_weights_scales_by_one_and_a_half_and_dilates_by_d():
