@@ -91,8 +91,7 @@ def _eca(name: str, channels: int, **args: Any) -> nn.Module:
             "kernel_size fixes the kernel, gamma and beta choose it from the channels: give one"
         )
     kernel_size = args["kernel_size"]
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
-        raise ValueError(f"kernel_size must be an odd integer >= 1; got {kernel_size!r}")
-    if kernel_size % 2 != 1:
+    odd = isinstance(kernel_size, int) and not isinstance(kernel_size, bool) and kernel_size % 2
+    if not odd or kernel_size < 1:
         raise ValueError(f"kernel_size must be an odd integer >= 1; got {kernel_size!r}")
     return module(None, kernel_size=kernel_size)
