@@ -18,10 +18,8 @@ import torch
 from ablation.attention import normalize_cbam_knobs
 from ablation.models import build_model
 from ablation.profile import FLOPS_RULE, WARMUP, parse_model_words, profile_model
-from ablation.vocabulary import attention as attentions
+from ablation.vocabulary.attention import BUILT_IN_ATTENTIONS
 from ablation.vocabulary.plugins import is_plugin, load_plugin
-
-BUILT_IN_ATTENTIONS = getattr(attentions, "BUILT_IN_ATTENTIONS", ("none", "se", "cbam"))
 
 
 def main(args: argparse.Namespace) -> int:

@@ -35,8 +35,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ablation.vocabulary import attention as attentions
 from ablation.vocabulary import cbam as knobs
+from ablation.vocabulary.attention import ATTENTIONS, BUILT_IN_ATTENTIONS
 from ablation.vocabulary.backbones import BACKBONES
 from ablation.vocabulary.datasets import DATASETS, ClutterParams
 from ablation.vocabulary.direction import Direction
@@ -210,7 +210,7 @@ class ModelConfig(_section(ModelSettings, cbam=CBAMConfig)):  # type: ignore[mis
     @field_validator("attention")
     @classmethod
     def _known_attention(cls, v: str) -> str:
-        return _name_or_plugin(v, attentions.ATTENTIONS, "attention")
+        return _name_or_plugin(v, ATTENTIONS, "attention")
 
 
 class OptimizerConfig(_section(OptimizerSettings)):  # type: ignore[misc]
@@ -557,8 +557,7 @@ def plugin_key_problems(config: TrialConfig | Study) -> list[tuple[tuple[str, ..
     keywords is the study's plugin check (ablation/study/plugins.py)."""
     problems = []
     model, data = config.model, config.dataset
-    built_in = getattr(attentions, "BUILT_IN_ATTENTIONS", ("none", "se", "cbam"))
-    if model.attention_args and model.attention in built_in:
+    if model.attention_args and model.attention in BUILT_IN_ATTENTIONS:
         where = "; its knobs are model.cbam" if model.attention == "cbam" else ""
         problems.append(
             (

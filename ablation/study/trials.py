@@ -43,7 +43,7 @@ from ablation.study.schema import (
     fill_defaults,
     get_path,
 )
-from ablation.vocabulary import attention as attentions
+from ablation.vocabulary.attention import ZOO_DISTRIBUTIONS
 from ablation.vocabulary.plugins import (
     PLUGIN_KEYS,
     distribution_identity,
@@ -169,7 +169,7 @@ def plugin_code(config: dict[str, Any], folder: str | Path | None = None) -> dic
         if is_plugin(value):
             found[value] = plugin_identity(value, folder)
     attention = config["model"]["attention"]
-    library = getattr(attentions, "ZOO_DISTRIBUTIONS", {}).get(attention)
+    library = ZOO_DISTRIBUTIONS.get(attention)
     if library:
         found[f"zoo:{attention}"] = distribution_identity(library)
     return found

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from ablation.attention import ATTENTIONS, CBAM, SqueezeExcitation, create_attention
+from ablation.attention import BUILT_IN_ATTENTIONS, CBAM, SqueezeExcitation, create_attention
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def test_factory_names():
-    assert ATTENTIONS == ("none", "se", "cbam")
+    assert BUILT_IN_ATTENTIONS == ("none", "se", "cbam")
     assert isinstance(create_attention("none", 64), nn.Identity)
     assert isinstance(create_attention("se", 64), SqueezeExcitation)
     cbam = create_attention("cbam", 64, reduction=8, order="parallel")
@@ -22,7 +22,7 @@ def test_factory_names():
 
 def test_factory_rejects_unknown_names_and_misplaced_knobs():
     with pytest.raises(ValueError, match="attention must be one of none, se, cbam"):
-        create_attention("eca", 64)
+        create_attention("sk", 64)
     with pytest.raises(ValueError, match="'cbam' only"):
         create_attention("se", 64, reduction=8)
 

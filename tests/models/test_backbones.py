@@ -8,7 +8,7 @@ from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from ablation.attention import ATTENTIONS, CBAM, SqueezeExcitation
+from ablation.attention import BUILT_IN_ATTENTIONS, CBAM, SqueezeExcitation
 from ablation.models import BACKBONES, build_model
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -34,7 +34,7 @@ def _blocks(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if isinstance(m, kinds)]
 
 
-@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("attention", BUILT_IN_ATTENTIONS)
 @pytest.mark.parametrize("backbone", SMALL)
 def test_small_backbones_train_a_step_with_one_channel_digits(backbone, attention):
     torch.manual_seed(0)
@@ -48,7 +48,7 @@ def test_small_backbones_train_a_step_with_one_channel_digits(backbone, attentio
             assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
 
 
-@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("attention", BUILT_IN_ATTENTIONS)
 @pytest.mark.parametrize("backbone", BIG)
 def test_big_backbones_train_a_step(backbone, attention):
     torch.manual_seed(0)

@@ -123,7 +123,7 @@ MALFORMED = [
     ),
     (
         "variant-bad-value",
-        _swap("model.attention: none", "model.attention: eca"),
+        _swap("model.attention: none", "model.attention: sk"),
         15,
         "variants[0].model.attention",
     ),
@@ -301,7 +301,7 @@ def test_all_problems_of_a_file_are_reported_at_once():
     bad = (
         GOOD.replace("resnet20", "resnet21")
         .replace("model.cbam.channel_pool:", "model.cbam.chanel_pool:")
-        .replace("model.attention: none", "model.attention: eca")
+        .replace("model.attention: none", "model.attention: sk")
     )
     with pytest.raises(StudyError) as info:
         parse_study(bad, "s.yaml")
