@@ -42,7 +42,7 @@ system-deps:
 
 test: $(BIN)/.installed-dev system-deps
 	$(BIN)/ruff check ablation tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check ablation tests benchmarks
