@@ -8,6 +8,7 @@ format and the dashboard on the parent run, live while it runs), and print the c
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from ablation.dashboard.publish import live_seconds, partial_publisher, publish_
 from ablation.report.pilot import paired_sd_for_plan, training_setup
 from ablation.report.runs import StudyNotFound, find_parent
 from ablation.run.driver import LeaseHeld, LiveRefresh, RunResult, run_study
-from ablation.run.plan import change_message, finished_trial_ids, study_plan
+from ablation.run.plan import change_message, finished_trial_ids, newly_set_aside, study_plan
 from ablation.run.ray_session import RayAuthRefused
 from ablation.run.signals import stop_like_ctrl_c
 from ablation.study import Study, format_trial_table, load_for_command, trial_table
@@ -138,10 +139,16 @@ def definition_preview(uri: str, study: Study) -> str:
     except Exception as err:  # no plan.json, or an unreachable store: the run will tell
         return f"note: the study's earlier plan could not be read ({type(err).__name__})"
     now = study_plan(study)
+    if study.design == "optuna" and before.trial_ids is not None:
+        # The variants the sampler chose are in the earlier plan only (the run reads them
+        # from the Optuna ledger, which a dry run leaves alone): join them, as the run does.
+        ids = now.trial_ids or []
+        sampled = [t for t in before.trial_ids if t not in ids]
+        now = dataclasses.replace(now, trial_ids=ids + sampled)
     finished = finished_trial_ids(client, parent.info.run_id, parent.info.experiment_id)
-    current = finished & set(now.trial_ids or [])
-    kept = None if study.design == "optuna" else len(current)
-    return change_message(before, now, kept=kept, aside=len(finished - current))
+    kept = None if study.design == "optuna" else len(finished & set(now.trial_ids or []))
+    aside = newly_set_aside(before, now, finished)
+    return change_message(before, now, kept=kept, newly_aside=aside)
 
 
 def _resume_command(args: argparse.Namespace) -> str:

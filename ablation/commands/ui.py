@@ -6,10 +6,9 @@ import argparse
 import os
 import sys
 
-from mlflow.tracking import MlflowClient
-
 from ablation.track import stores
-from ablation.track.landing import prepare_landing, study_names
+from ablation.track.landing import study_links, study_names
+from ablation.track.reader import NoStore, open_client
 
 
 def ui_url(host: str, port: int) -> str:
@@ -21,8 +20,12 @@ def ui_url(host: str, port: int) -> str:
 def main(args: argparse.Namespace) -> int:
     uri = stores.tracking_uri(args.tracking_uri, None)
     url = ui_url(args.host, args.port)
-    client = MlflowClient(uri)
-    links = [prepare_landing(client, name, url) for name in study_names(client)]
+    try:  # read only: the store is `ablation run`'s to create and to tag (prepare_landing)
+        client = open_client(uri)
+    except NoStore as err:
+        print(f"ablation ui: {err}", file=sys.stderr)
+        return 2
+    links = [study_links(client, name, url) for name in study_names(client)]
     print(f"MLflow UI on {uri}: {url}")
     for found in links:
         if found is not None:

@@ -20,7 +20,7 @@ from typing import TextIO
 from ablation.run.callbacks import LiveRefresh
 from ablation.run.lease import LeaseHeld, StudyLease
 from ablation.run.outcome import RunResult, TrialOutcome
-from ablation.run.plan import change_message, study_plan
+from ablation.run.plan import change_message, newly_set_aside, study_plan
 from ablation.run.progress import Printer, Progress
 from ablation.run.ray_session import start_ray
 from ablation.run.reconcile import StudyTrials
@@ -123,7 +123,7 @@ def _run_study(
     sequence = SeedSequence(study, trials, writer) if study.sequential_seeds else None
     writer.set_total(len(trials.known) + trials.sample_budget() * len(study.seeds))
     progress, printer = _progress(study, trials, out)
-    changes = definition_change(writer.previous_plan, plan, trials)
+    changes = definition_change(writer.previous_plan, trials.plan or plan, trials)
     if changes:
         printer.say(changes)
     printer.say(f"study {study.study}: {trial_count(study)}")
@@ -175,10 +175,13 @@ def _run_study(
 
 def definition_change(before: StudyPlan | None, now: StudyPlan, trials: StudyTrials) -> str:
     """What a rerun says before any trial starts when the study's definition changed ("" when
-    it did not): the finished trials this run keeps are its done ones less those just copied
-    from other studies."""
+    it did not): `now` is the reconciled plan (with the variants the sampler chose before,
+    design optuna); the finished trials this run keeps are its done ones less those just copied
+    from other studies; those set aside count only if the earlier plan had them."""
     kept = len(trials.done) - trials.result.count("REUSED")
-    return change_message(before, now, kept=kept, aside=len(trials.set_aside))
+    aside = {run.trial_id for run in trials.set_aside}
+    newly = newly_set_aside(before, now, aside)
+    return change_message(before, now, kept=kept, newly_aside=newly)
 
 
 def _ensure_sqlite_dir(uri: str) -> None:

@@ -52,21 +52,32 @@ def planned_trial_ids(study: Study) -> list[str]:
     return ids
 
 
+# Top-level keys that say how a study runs or is described, never what a trial computes:
+# an edit to them alone leaves the definition (and every trial id) as it was.
+EXECUTION_KEYS = ("description", "resources", "tracking")
+
+
 def change_message(
-    before: StudyPlan | None, now: StudyPlan, *, kept: int | None, aside: int
+    before: StudyPlan | None, now: StudyPlan, *, kept: int | None, newly_aside: int
 ) -> str:
     """How a rerun (and its dry run) names a changed definition: the keys the edit changed,
-    the finished trials it keeps (`kept` None: not known yet) and those it sets aside (they
-    stay in MLflow; the report, status and dashboard show the current definition's trials
-    only). "" when the definition did not change."""
-    if before is None or (before.study_hash == now.study_hash and not aside):
+    the finished trials it keeps (`kept` None: not known yet) and those this change sets
+    aside (`newly_aside`: finished, in the earlier plan, not in this one; they stay in
+    MLflow, and the report, status and dashboard count every set-aside trial). "" when the
+    definition did not change: the same file, or the same trial ids with no key but an
+    execution-only one (or a comment) changed."""
+    if before is None:
+        return ""
+    ids_changed = trial_ids_changed(before, now)
+    if before.study_hash == now.study_hash and not ids_changed:
         return ""
     if before.definition is None:
         what = ["the study file changed (its earlier plan records no keys to compare)"]
     else:
-        what = changed_keys(before.definition, now.definition or {})
-    if not what and not aside:
-        return ""  # a comment or the layout of the file: the same definition
+        what = changed_keys(_trial_keys(before.definition), _trial_keys(now.definition or {}))
+    file_changed = bool(what)
+    if not what and not ids_changed:
+        return ""  # a comment, the layout, or an execution-only key: the same definition
     if not what:
         what = ["no key of the study file; the code or data that shape results did"]
     text = f"the definition of study {now.study} changed since its last run:\n  " + (
@@ -75,12 +86,35 @@ def change_message(
     if kept is None:  # design optuna, before a run: its sampled variants are not known yet
         return text + "\n(the run says how many finished trials it keeps and sets aside)"
     text += f"\nkeeps {kept} finished trial{'s' * (kept != 1)}"
-    if aside:
+    if newly_aside:
         text += (
-            f", sets aside {aside} of an earlier definition (kept in MLflow, never mixed "
-            f"into this study's report; restoring the earlier file brings them back)"
+            f", sets aside {newly_aside} of an earlier definition (kept in MLflow, never "
+            f"mixed into this study's report"
         )
+        # Only an edit to the file can be undone by restoring it; changed code cannot.
+        text += "; restoring the earlier file brings them back)" if file_changed else ")"
     return text
+
+
+def _trial_keys(definition: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in definition.items() if k.split(".", 1)[0] not in EXECUTION_KEYS}
+
+
+def trial_ids_changed(before: StudyPlan, now: StudyPlan) -> bool:
+    """Whether the two plans name different sets of trials (False when the earlier plan was
+    recorded before plans held trial ids: its study hash says whether the file changed)."""
+    if before.trial_ids is None or now.trial_ids is None:
+        return False
+    return set(before.trial_ids) != set(now.trial_ids)
+
+
+def newly_set_aside(before: StudyPlan | None, now: StudyPlan, finished: set[str]) -> int:
+    """How many finished trials this definition sets aside that the earlier one had: those
+    set aside by an even earlier edit are not counted again (status and the report give the
+    total)."""
+    if before is None or before.trial_ids is None:
+        return len(finished - set(now.trial_ids or []))
+    return len((finished & set(before.trial_ids)) - set(now.trial_ids or []))
 
 
 def finished_trial_ids(client: Any, parent_run_id: str, experiment_id: str) -> set[str]:

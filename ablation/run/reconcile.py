@@ -9,7 +9,6 @@ sampler chose before are known trials too, and `sampler()` asks for the rest of 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from ablation.study import (
     TrialSpec,
     all_variants,
     expand,
+    sample_budget,
     seed_trials,
     trials_for_variant,
     variant_from_levels,
@@ -149,18 +149,9 @@ class StudyTrials:
         return self.sample_budget() > 0
 
     def sample_budget(self) -> int:
-        """How many more variants the sampler may choose."""
-        return self._budget() if self.study.design == "optuna" else 0
-
-    def _budget(self) -> int:
-        if not self.space:
-            return 0
-        size = math.prod(len(v) for v in self.space.values())
-        # The sampler never proposes a level combination a fixed variant (the base) has: the
-        # same count as `trial_count`, which validate and the dry run print.
-        free = size - sum(1 for v in all_variants(self.study) if v.levels)
-        wanted = self.study.search.n_trials or free
-        return max(0, min(wanted, free) - len(self._sampled_before))
+        """How many more variants the sampler may choose: the study's budget (`trial_count`
+        counts the same) less those it chose in earlier runs."""
+        return max(0, sample_budget(self.study) - len(self._sampled_before))
 
     def sampler(
         self, progress: Progress, printer: Printer
@@ -178,7 +169,7 @@ class StudyTrials:
             self.study,
             self.ledger,
             self.space,
-            budget=self._budget(),
+            budget=self.sample_budget(),
             known=known,
             make_specs=make_specs,
         ):

@@ -51,7 +51,13 @@ class _SayStopping(logging.Handler):
         self.say = say
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith(_TUNE_STOP):
+        if not record.getMessage().startswith(_TUNE_STOP):
+            return
+        # This runs inside Tune's SIGINT handler, possibly while the progress line is being
+        # redrawn: a reentrant write to the same stream can raise (RuntimeError on a buffered
+        # stream, OSError on a closed pipe). The stop matters more than the message, so an
+        # error here must not escape into the handler and lose it.
+        with contextlib.suppress(Exception):
             self.say(STOPPING)
 
 

@@ -449,6 +449,17 @@ def seed_trials(study: Study, variants: Iterable[str], seeds: Iterable[int]) -> 
     return [t for seed_trials in zip(*per_variant, strict=True) for t in seed_trials]
 
 
+def sample_budget(study: Study) -> int:
+    """How many variants the sampler of a `design: optuna` study may choose in all (0 for
+    another design): `search.n_trials`, at most the level combinations no fixed variant has
+    (the sampler never proposes one a fixed variant, e.g. the base, already has)."""
+    if study.design != "optuna" or not study.factors:
+        return 0
+    size = math.prod(len(v) for v in factor_space(study).values())
+    free = size - sum(1 for v in all_variants(study) if v.levels)
+    return max(0, min(study.search.n_trials or free, free))
+
+
 def trial_count(study: Study) -> str:
     """How many trials the study has, in the one wording validate, the dry run and the run
     print: `3 variants x 2 seeds = 6 trials`, `3 variants x 2-4 (sequential) seeds = 6-12
@@ -459,13 +470,9 @@ def trial_count(study: Study) -> str:
     if seq is not None:
         low, high = seq.start, seq.max
         seeds = f"{low}-{high} (sequential) seeds"
-    variants = all_variants(study)
-    fixed = len(variants)
+    fixed = len(all_variants(study))
     if study.design == "optuna":
-        size = math.prod(len(v) for v in factor_space(study).values()) if study.factors else 0
-        # The sampler never proposes a level combination a fixed variant (the base) has.
-        free = size - sum(1 for v in variants if v.levels)
-        sampled = max(0, min(study.search.n_trials or free, free))
+        sampled = sample_budget(study)
         most = (fixed + sampled) * high
         return f"{fixed} fixed + up to {sampled} sampled variants x {seeds} = up to {most} trials"
     total = f"{fixed * low}" if low == high else f"{fixed * low}-{fixed * high}"

@@ -25,6 +25,7 @@ from ablation.study.design import (
     factor_space,
     fractional_design,
     level_label,
+    sample_budget,
     trial_count,
 )
 from ablation.study.plugins import plugin_data_shape
@@ -424,17 +425,23 @@ def time_estimate(study: Study, trials: pd.DataFrame, *, cpus: int | None = None
     counts = trials["variant"].value_counts()
     work = sum(seconds[v] * n for v, n in counts.items())
     longest = max(seconds.values())
+    # Design optuna: the table holds the fixed variants only; the sampler's (trial_count's
+    # "up to") are estimated at the slowest fixed variant's seconds per trial.
+    sampled = sample_budget(study) * len(study.seeds)
+    work += sampled * longest
+    count = len(trials) + sampled
     wall = RUN_STARTUP_SECONDS + max(work / slots, longest)
     head = (
         f"time, measured here (batch {next(iter(speeds.values())).batch}, {threads} thread(s) "
         f"per trial, {slots} trial slot(s); plus {TRIAL_EXTRA_SECONDS:g} s per trial and "
         f"{RUN_STARTUP_SECONDS:g} s per run of data, start-up and recording):"
     )
-    total = f"  {len(trials)} trials: about {wall:.0f} s"
+    total = f"  {'up to ' * bool(sampled)}{count} trial{'s' * (count != 1)}: about {wall:.0f} s"
     seq = study.sequential_seeds
     if seq is not None:
         per_seed = sum(seconds.values())
         most = RUN_STARTUP_SECONDS + max(per_seed * seq.max / slots, longest)
         total += f" at the first look; at most {seq.max * len(seconds)} trials, about {most:.0f} s"
-    lines.append(total + f" ({math.ceil(len(trials) / slots)} rounds of {slots})")
+    rounds = math.ceil(count / slots)
+    lines.append(total + f" ({rounds} round{'s' * (rounds != 1)} of {slots})")
     return [head, *lines]

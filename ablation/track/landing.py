@@ -81,20 +81,44 @@ def _latest_parent(client: RunStore, experiment_id: str) -> Any | None:
 
 def prepare_landing(client: MlflowClient, study: str, ui_url: str) -> StudyLinks | None:
     """Mark the study's experiment as model training, store its runs-table view, and return
-    the links into `ui_url` (e.g. http://127.0.0.1:5000); None when the study is not there."""
-    experiment = client.get_experiment_by_name(study)
-    if experiment is None:
+    the links into `ui_url` (e.g. http://127.0.0.1:5000); None when the study is not there.
+    `ablation run` calls it; `ablation ui` only reads (`study_links`)."""
+    view = _view(client, study)
+    if view is None:
         return None
+    experiment, parent, state, key = view
     eid = experiment.experiment_id
-    parent = _latest_parent(client, eid)
-    state = json.dumps(view_state(client, eid, parent), sort_keys=True)
-    # The key names the view's content: a changed study gets a new key, an old link keeps its view.
-    key = "ablation-" + hashlib.sha256(state.encode()).hexdigest()[:12]
     tags = experiment.tags or {}
     if tags.get(EXPERIMENT_KIND) != MODEL_TRAINING:
         client.set_experiment_tag(eid, EXPERIMENT_KIND, MODEL_TRAINING)
     if SHARED_VIEW_PREFIX + key not in tags:
         client.set_experiment_tag(eid, SHARED_VIEW_PREFIX + key, state)
+    return _links(study, eid, parent, key, ui_url)
+
+
+def study_links(client: RunStore, study: str, ui_url: str) -> StudyLinks | None:
+    """The links `prepare_landing` returns, read without writing to the store (the view the
+    runs link names is the one the study's last `ablation run` stored)."""
+    view = _view(client, study)
+    if view is None:
+        return None
+    experiment, parent, _, key = view
+    return _links(study, experiment.experiment_id, parent, key, ui_url)
+
+
+def _view(client: RunStore, study: str) -> tuple[Any, Any | None, str, str] | None:
+    """(the study's experiment, its latest parent run, the runs-table view as JSON, its key)."""
+    experiment = client.get_experiment_by_name(study)
+    if experiment is None:
+        return None
+    parent = _latest_parent(client, experiment.experiment_id)
+    state = json.dumps(view_state(client, experiment.experiment_id, parent), sort_keys=True)
+    # The key names the view's content: a changed study gets a new key, an old link keeps its view.
+    key = "ablation-" + hashlib.sha256(state.encode()).hexdigest()[:12]
+    return experiment, parent, state, key
+
+
+def _links(study: str, eid: str, parent: Any | None, key: str, ui_url: str) -> StudyLinks:
     base = ui_url.rstrip("/")
     runs = f"{base}/#/experiments/{eid}/runs?workflowType={WORKFLOW}&viewStateShareKey={key}"
     dashboard = None

@@ -24,6 +24,7 @@ NOTEBOOK = "from ablation import open_study; open_study('quickstart')"
         ["status", "quickstart"],
         ["report", "quickstart"],
         ["dashboard", "quickstart", "-o", "dash"],
+        ["ui"],  # refused before the MLflow server would start
     ],
     ids=lambda a: "-".join(a[:2]),
 )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 import time
 
 from helpers import ablation_env, trial_runs, write_study
 
+from ablation.run import signals
 from ablation.run.signals import STOPPING
 
 
@@ -49,3 +51,19 @@ def test_ctrl_c_says_stopping_at_once_then_how_to_resume(tmp_path, ablation_proc
     print(f"'stopping' {said[0] - sent:.2f}s after SIGINT; exit {lines[-1][0] - sent:.2f}s after")
     assert said[0] - sent < 1.0, out
     assert "continue the study with:" in out
+
+
+def test_a_failing_stopping_message_does_not_lose_the_stop():
+    """The message is written from inside Tune's SIGINT handler: a write that raises there
+    (a reentrant write while the progress line redraws) must not escape into the handler."""
+
+    def broken_say(message: str) -> None:
+        raise RuntimeError("reentrant call inside <_io.BufferedWriter name='<stdout>'>")
+
+    logger = logging.getLogger(signals._TUNE_LOGGER)
+    with signals.say_when_stopping(broken_say):
+        logger.warning(signals._TUNE_STOP + " (test)")  # raised before the fix
+    said = []
+    with signals.say_when_stopping(said.append):
+        logger.warning(signals._TUNE_STOP + " (test)")
+    assert said == [STOPPING]

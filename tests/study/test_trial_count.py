@@ -15,10 +15,14 @@ SEQUENTIAL = {
 
 
 @pytest.mark.parametrize(
-    ("changes", "count"),
+    ("changes", "count", "estimate"),
     [
-        ({}, "2 variants x 2 seeds = 4 trials"),
-        (SEQUENTIAL, "2 variants x 2-4 (sequential) seeds = 4-8 trials"),
+        ({}, "2 variants x 2 seeds = 4 trials", "  4 trials: about"),
+        (
+            SEQUENTIAL,
+            "2 variants x 2-4 (sequential) seeds = 4-8 trials",
+            "  4 trials: about",  # the first look's, then its most
+        ),
         (
             {
                 "design": "optuna",
@@ -28,11 +32,12 @@ SEQUENTIAL = {
                 "seeds": [0],
             },
             "1 fixed + up to 3 sampled variants x 1 seed = up to 4 trials",
+            "  up to 4 trials: about",  # the sampler's variants too, not the table's one row
         ),
     ],
     ids=["fixed", "sequential", "optuna"],
 )
-def test_validate_and_the_dry_run_count_the_same_trials(changes, count, tmp_path, capsys):
+def test_validate_and_the_dry_run_count_the_same_trials(changes, count, estimate, tmp_path, capsys):
     path = write_study(tmp_path, "counted", **changes)
     assert trial_count(load_study(path)) == count
     assert main(["validate", str(path)]) == 0
@@ -40,4 +45,6 @@ def test_validate_and_the_dry_run_count_the_same_trials(changes, count, tmp_path
     assert (
         main(["run", str(path), "--dry-run", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]) == 0
     )
-    assert count in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert count in said
+    assert estimate in said, said  # the time estimate counts the same trials

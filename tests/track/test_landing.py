@@ -16,8 +16,10 @@ from ablation.track.landing import (
     MODEL_TRAINING,
     SHARED_VIEW_PREFIX,
     prepare_landing,
+    study_links,
     study_names,
 )
+from ablation.track.reader import open_client
 
 
 def _study(synthetic_study_frames, log_synthetic_study, uri: str) -> str:
@@ -48,6 +50,8 @@ def test_links_mark_the_experiment_and_store_its_view(
     # Idempotent: the same study gives the same link and no new tags.
     assert prepare_landing(client, "landing", "http://127.0.0.1:5000").runs == links.runs
     assert prepare_landing(client, "nope", "http://127.0.0.1:5000") is None
+    # `ablation ui`'s links: the same, read through the read-only client.
+    assert study_links(open_client(fresh_mlflow_uri), "landing", "http://127.0.0.1:5000") == links
 
 
 def _dom(url: str, budget_ms: int = 15000) -> str:
