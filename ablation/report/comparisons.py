@@ -149,11 +149,8 @@ def compare_to_baseline(
             for v, p in pairs.items()
         ]
     )
-    # With a decision, a constant difference of at least min_effect enters Holm's step as a
-    # rejection (p 0: `decide.holm_p`), so it passes its share of alpha on like any other.
+    # A constant non-zero difference has p NaN: Holm never rejects it (it stays undecided).
     p_holm_in = out["p_t"].to_numpy(dtype=float)
-    if decision is not None:
-        p_holm_in = np.array([decisions.holm_p(d, decision.min_effect) for d in diffs])
     out["p_holm"], out["significant"] = holm(p_holm_in, alpha)
     _headline_intervals(out, diffs, alpha, p_holm_in)
     out["verdict"] = [
@@ -228,7 +225,8 @@ def _decide(
     """The study's three-way decisions (`ablation.stats.decide`) set on `out`, as verdicts,
     each with the interval that decided it: the TOST's (1 - 2 alpha) one for equivalent, the
     efficacy interval at Holm's level otherwise (set by `_headline_intervals`). Differences
-    without spread show [d, d] and say why in `reason`."""
+    without spread say why in `reason`: an exact null shows [0, 0], a constant non-zero
+    difference (undecided) no interval."""
     for i, d in enumerate(diffs):
         word, needed = decisions.decide(
             d,
@@ -241,12 +239,12 @@ def _decide(
         tost = decisions.tost_interval(d, decision.alpha)
         out.loc[i, "tost_low"], out.loc[i, "tost_high"] = tost
         out.loc[i, "verdict"] = word
-        constant = checks.spread_verdict(d, decision.min_effect, mode)
+        constant = checks.spread_verdict(d)
         if constant is not None:
-            x = d[np.isfinite(d)]
-            tost = (float(x.mean()), float(x.mean()))
-            out.loc[i, "ci_low"], out.loc[i, "ci_high"] = tost
-            out.loc[i, "tost_low"], out.loc[i, "tost_high"] = tost
+            if constant[0] == EQUIVALENT:
+                x = d[np.isfinite(d)]
+                tost = (float(x.mean()), float(x.mean()))
+                out.loc[i, "tost_low"], out.loc[i, "tost_high"] = tost
             out.loc[i, "reason"] = "; ".join(r for r in (constant[1], out.loc[i, "reason"]) if r)
         if word == EQUIVALENT:
             out.loc[i, "ci_low"], out.loc[i, "ci_high"] = tost
@@ -283,7 +281,11 @@ def sequential_comparisons(
 
     The paired values are replayed in seed order through `ablation.stats.sequential.looks`
     (the function the driver decides with), so the report shows the decision that was acted
-    on; the headline interval is the one at the level of the comparison's deciding look.
+    on; the headline interval is the one at the level of the comparison's deciding look, and
+    the means, n and d_z those of that look's pairs. The fixed-n answer is not kept beside it:
+    ``t``, ``p_t``, ``p_wilcoxon``, ``p_holm`` are NaN and ``significant`` None (the looks
+    table holds each look's p with the level it was tested at), the bootstrap and fixed-n TOST
+    intervals NaN.
     """
     if comparisons.empty or not pairs:
         return comparisons, pd.DataFrame(columns=LOOK_COLUMNS)
@@ -296,16 +298,18 @@ def sequential_comparisons(
     ]
     final = sequential.final_decisions(history)
     out = comparisons.copy()
+    out[_FIXED_N_ONLY] = np.nan
+    out["significant"] = pd.Series([None] * len(out), index=out.index, dtype=object)
     for i, variant in enumerate(out["variant"]):
         r = final.get(variant)
         if r is None:  # fewer seeds than the first look: nothing decided yet
             out.loc[i, ["ci_low", "ci_high", "ci_level"]] = np.nan
             out.loc[i, "decision"] = out.loc[i, "verdict"] = CONTINUE
             continue
+        _look_pairs(out, i, pairs[variant].iloc[: r.n])
         out.loc[i, "ci_low"], out.loc[i, "ci_high"] = r.ci_low, r.ci_high
         out.loc[i, "ci_level"] = r.ci_level
         out.loc[i, "ci_method"] = _look_method(r)
-        out.loc[i, "significant"] = r.decision in (BETTER, WORSE)
         out.loc[i, "decision"] = out.loc[i, "verdict"] = r.decision
         out.loc[i, "seeds_needed"] = r.seeds_needed
         # The look's own reason (no spread, outliers among the seeds it used) and the seeds
@@ -315,6 +319,22 @@ def sequential_comparisons(
         out.loc[i, "reason"] = "; ".join(x for x in (r.reason, extra) if x)
         out.loc[i, "outlier_seeds"] = r.outlier_seeds
     return out, pd.DataFrame(rows, columns=LOOK_COLUMNS)
+
+
+# What a sequential comparison does not carry: the fixed-n tests and intervals of all its
+# pairs, a second answer beside the look's (`sequential_comparisons`).
+_FIXED_N_ONLY = ["t", "p_t", "p_wilcoxon", "p_holm", "boot_ci_low", "boot_ci_high"]
+_FIXED_N_ONLY += ["tost_low", "tost_high"]
+
+
+def _look_pairs(out: pd.DataFrame, i: int, pairs: pd.DataFrame) -> None:
+    """Row i's n, means and d_z from the pairs its deciding look used (the first n seeds)."""
+    d = pairs["diff"].to_numpy(dtype=float)
+    out.loc[i, "n_pairs"] = len(d)
+    out.loc[i, "variant_mean"] = float(pairs["variant"].mean())
+    out.loc[i, "baseline_mean"] = float(pairs["baseline"].mean())
+    out.loc[i, "mean_diff"] = float(d.mean())
+    out.loc[i, "effect_dz"] = float(d.mean() / d.std(ddof=1)) if has_spread(d) else np.nan
 
 
 def _look_method(r: sequential.ComparisonLook) -> str:

@@ -208,11 +208,22 @@ def looks_display(summary: Summary) -> pd.DataFrame:
                 "Interval": fmt_ci(r["ci_low"], r["ci_high"]),
                 "Interval is": ci_label(r.get("ci_level"), r.get("ci_method")),
                 "p (paired t)": fmt_p(r["p"]),
+                "Tested at": tested_at(r.get("level")),
                 "Decision": r["decision"],
             }
             for r in summary.looks.to_dict("records")
         ]
     )
+
+
+def tested_at(level: object) -> str:
+    """The nominal level a look's p was compared with ("p < 0.0123"); a p is read against
+    it, not against alpha. "–" where the look had none (the comparison was not tested)."""
+    if not _ok(level):
+        return "–"
+    if float(level) <= 0:
+        return "not tested (no alpha spent)"
+    return f"p < {float(level):.3g}"
 
 
 def plan_display(summary: Summary) -> pd.DataFrame:
@@ -465,7 +476,7 @@ def verdict_line(summary: Summary, r: Mapping[str, object]) -> str:
         )
     needs = ""
     if r.get("decision") == UNDECIDED and _ok(r.get("seeds_needed")):
-        needs = f"; needs about {int(r['seeds_needed'])} seeds"
+        needs = f"; needs about {int(r['seeds_needed'])} seeds (the fixed-n plan at its paired sd)"
     d = summary.decision
     if (
         d is not None

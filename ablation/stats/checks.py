@@ -1,12 +1,13 @@
 """What is checked in a comparison's paired differences before its verdict is read.
 
 - No seed-to-seed spread (every seed gave the same difference): the t-test has no sampling
-  distribution to read, so the verdict is said in words (`spread_verdict`): the same
-  differences on every seed are an exact null, equivalent; a constant difference is better /
-  worse when it reaches min_effect, equivalent when it lies inside +-min_effect. These are the
-  limits of the t-test and the TOST as the seed-to-seed noise goes to zero, stated with a
-  reason because a metric with few distinct values (an error rate on a small validation set)
-  can give equal differences by chance.
+  distribution to read (`spread_verdict`). Exactly the same values on every seed (all
+  differences 0) are an exact null, equivalent. A constant NON-zero difference decides nothing
+  by itself: a metric with few distinct values (an error rate on 360 validation images moves
+  in steps of 1/360) gives equal differences by chance at two or three seeds, and calling
+  those better/worse/equivalent put "equivalent" at 7.9% for a true effect of min_effect
+  ({2, 10}, sd 0.5 x min_effect). It stays open ("no spread yet": the next look, or
+  undecided at the last one / at a fixed n), with that reason.
 - Outlier seeds (`outliers`): a seed whose difference lies far from the mean of the others,
   measured in their sd (the externally studentized, leave-one-out residual, t with n - 2
   degrees of freedom under normal noise), flagged where its two-sided p is below
@@ -24,9 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as sps
 
-from ablation.stats.intervals import has_spread
-from ablation.vocabulary.direction import Direction
-from ablation.vocabulary.verdicts import BETTER, EQUIVALENT, WORSE
+from ablation.stats.intervals import NO_SPREAD, has_spread, is_zero
+from ablation.vocabulary.verdicts import EQUIVALENT, UNDECIDED
 
 # The chance that normal noise flags some seed of a comparison (at most; Bonferroni).
 OUTLIER_ALPHA = 0.01
@@ -34,24 +34,22 @@ OUTLIER_ALPHA = 0.01
 OUTLIER_MIN_N = 4
 
 
-def spread_verdict(
-    d: Sequence[float] | np.ndarray, min_effect: float, mode: str | Direction
-) -> tuple[str, str] | None:
+def spread_verdict(d: Sequence[float] | np.ndarray) -> tuple[str, str] | None:
     """(verdict, reason) of differences without seed-to-seed spread; None where they vary or
-    fewer than two are finite."""
+    fewer than two are finite. An exact null is equivalent; a constant non-zero difference is
+    undecided (a sequential look continues instead, with the same reason)."""
     x = np.asarray(d, dtype=float)
     x = x[np.isfinite(x)]
     if len(x) < 2 or has_spread(x):
         return None
     mean = float(x.mean())
-    if abs(mean) <= 1e-9:
+    if is_zero(mean):
         return (EQUIVALENT, "every seed gave the same value: an exact null")
-    if abs(mean) >= min_effect:
-        word = BETTER if Direction.of(mode).improves(mean) else WORSE
-        where = f"at least min_effect {min_effect:g}"
-    else:
-        word, where = EQUIVALENT, f"inside ±min_effect {min_effect:g}"
-    return (word, f"constant difference of {mean:+.2f} on every seed (no spread), {where}")
+    return (
+        UNDECIDED,
+        f"no spread yet: a constant difference of {mean:+.3g} on every seed, nothing to test "
+        "it against (a metric with few distinct values ties by chance)",
+    )
 
 
 def outliers(d: Sequence[float] | np.ndarray) -> list[tuple[int, float]]:
@@ -70,11 +68,8 @@ def outliers(d: Sequence[float] | np.ndarray) -> list[tuple[int, float]]:
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.abs(v - rest_mean) / scale
     # The others agreeing exactly while this one differs: as far out as it gets.
-    r = np.where(
-        scale > 1e-12 * np.maximum(1.0, np.abs(rest_mean)),
-        r,
-        np.where(np.abs(v - rest_mean) > 1e-9 * np.maximum(1.0, np.abs(rest_mean)), np.inf, 0.0),
-    )
+    tol = NO_SPREAD * np.maximum(1.0, np.abs(rest_mean))
+    r = np.where(scale > tol, r, np.where(np.abs(v - rest_mean) > tol, np.inf, 0.0))
     p = 2 * sps.t.sf(r, n - 2)
     return [(int(ok[i]), float(r[i])) for i in np.flatnonzero(p < OUTLIER_ALPHA / n)]
 

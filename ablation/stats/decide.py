@@ -6,11 +6,12 @@ A comparison (paired differences variant - baseline over seeds) is
 - ``equivalent``: not significant, and its (1 - 2 alpha) t-interval lies inside
   (-min_effect, +min_effect): the two one-sided tests (TOST) at alpha both reject;
 - ``undecided``: neither; `seeds_for_power` says how many seeds would detect min_effect.
-Differences without seed-to-seed spread are decided by `ablation.stats.checks.spread_verdict`
-(an exact null is equivalent; a constant difference better/worse from min_effect on, else
-equivalent). Under normal paired differences the t-test and the TOST are exact at every n >= 2:
-false positives at most alpha (family-wise, Holm), "equivalent" for a true effect of
-min_effect at most alpha (tests/stats/test_exact_decisions.py measures both).
+Differences without seed-to-seed spread go through `ablation.stats.checks.spread_verdict`: an
+exact null (every difference 0) is equivalent; a constant non-zero difference is undecided,
+with the reason (nothing to test it against). Under normal paired differences the t-test and
+the TOST are exact at every n >= 2: false positives at most alpha (family-wise, Holm),
+"equivalent" for a true effect of min_effect at most alpha
+(tests/stats/test_exact_decisions.py measures both).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 from scipy import stats as sps
 
 from ablation.stats.checks import spread_verdict
-from ablation.stats.intervals import has_spread
+from ablation.stats.intervals import has_spread, is_zero
 from ablation.vocabulary.direction import Direction
 from ablation.vocabulary.verdicts import BETTER, EQUIVALENT, UNDECIDED, WORSE
 
@@ -50,21 +51,9 @@ def paired_t(d: np.ndarray) -> tuple[float, float]:
     if has_spread(d):
         res = sps.ttest_1samp(d, 0.0)
         return (float(res.statistic), float(res.pvalue))
-    if abs(float(d.mean())) <= 1e-9:
+    if is_zero(float(d.mean())):
         return (0.0, 1.0)
     return (np.nan, np.nan)
-
-
-def holm_p(d: np.ndarray, min_effect: float) -> float:
-    """The p a comparison enters Holm's correction with: the paired t-test's, and 0 for a
-    constant difference of at least min_effect (decided better/worse: it passes its share of
-    alpha on to the others, as a rejection does)."""
-    _, p = paired_t(d)
-    x = np.asarray(d, dtype=float)
-    x = x[np.isfinite(x)]
-    if len(x) >= 2 and not has_spread(x) and abs(float(x.mean())) >= min_effect:
-        return 0.0
-    return p
 
 
 def equivalent(d: np.ndarray, min_effect: float, alpha: float) -> bool:
@@ -95,19 +84,20 @@ def decide(
 
     `significant` is the Holm-corrected paired test's rejection (the caller corrects across the
     comparisons, with `holm_p` for its p); `n_comparisons` sets the planning level alpha / m
-    for the seeds needed. Differences without spread get `spread_verdict`'s word.
+    for the seeds needed. An exact null is equivalent (`spread_verdict`); a constant non-zero
+    difference has no p (NaN, never significant) and no TOST interval, so it ends undecided.
     """
     x = np.asarray(d, dtype=float)
     x = x[np.isfinite(x)]
-    constant = spread_verdict(x, decision.min_effect, mode)
-    if constant is not None:
-        return (constant[0], np.nan)
+    constant = spread_verdict(x)
+    if constant is not None and constant[0] == EQUIVALENT:
+        return (EQUIVALENT, np.nan)
     if significant and len(x):
         return (BETTER if Direction.of(mode).improves(float(x.mean())) else WORSE, np.nan)
     if equivalent(x, decision.min_effect, decision.alpha):
         return (EQUIVALENT, np.nan)
     sd, _ = planning_sd(x, decision)
-    needed = seeds_needed(sd, decision, n_comparisons)
+    needed = seeds_needed(sd, decision, n_comparisons, already=len(x))
     return (UNDECIDED, np.nan if needed is None else float(needed))
 
 
@@ -123,13 +113,21 @@ def planning_sd(d: Sequence[float] | np.ndarray, decision: Decision) -> tuple[fl
     return (None, "none")
 
 
-def seeds_needed(sd: float | None, decision: Decision, n_comparisons: int = 1) -> int | None:
-    """The seeds the declared power at min_effect needs at paired sd `sd`, at Holm's first-step
-    level alpha / m for m comparisons; None without an sd to plan from."""
+def seeds_needed(
+    sd: float | None, decision: Decision, n_comparisons: int = 1, already: int = 0
+) -> int | None:
+    """The seeds the declared power at min_effect needs at paired sd `sd` (the fixed-n plan),
+    at Holm's first-step level alpha / m for m comparisons; None without an sd to plan from.
+
+    For a comparison left undecided after `already` seeds, at least `already + 1`: the plan
+    at the observed sd can come out at or below the seeds run (the sd happened to be small,
+    the mean landed between the bands), and "needs about 6 seeds" after 6 says nothing.
+    """
     if not sd:
         return None
     alpha = decision.alpha / max(n_comparisons, 1)
-    return seeds_for_power(sd, decision.min_effect, alpha=alpha, power=decision.power)
+    plan = seeds_for_power(sd, decision.min_effect, alpha=alpha, power=decision.power)
+    return max(plan, already + 1)
 
 
 def power_paired_t(n: np.ndarray | int, sd: float, effect: float, alpha: float) -> np.ndarray:

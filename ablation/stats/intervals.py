@@ -19,13 +19,20 @@ from scipy import stats as sps
 BOOTSTRAP_MIN_N = 40
 
 # Rounding leaves ~1e-15 of spread on differences that are equal (error rates are multiples of
-# 1/n_val): that is no variance, not a huge effect.
-_NO_SPREAD = 1e-9
+# 1/n_val): that is no variance, not a huge effect. The one tolerance for "no spread" and for
+# "exactly zero" (an exact null), relative to the values' size from 1 up.
+NO_SPREAD = 1e-9
 
 
 def has_spread(x: np.ndarray) -> bool:
     """Whether the sample varies more than rounding does."""
-    return len(x) >= 2 and float(x.std(ddof=1)) > _NO_SPREAD * max(1.0, abs(float(x.mean())))
+    return len(x) >= 2 and float(x.std(ddof=1)) > NO_SPREAD * max(1.0, abs(float(x.mean())))
+
+
+def is_zero(mean: float | np.ndarray) -> bool | np.ndarray:
+    """Whether a mean difference is zero up to rounding (every seed the same value: an exact
+    null), elementwise for arrays."""
+    return np.abs(mean) <= NO_SPREAD
 
 
 def t_interval(values: Sequence[float] | np.ndarray, alpha: float = 0.05) -> dict[str, float]:

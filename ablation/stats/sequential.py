@@ -12,8 +12,10 @@ comparisons, Holm's correction is kept in its group-sequential form (Maurer & Br
 comparison decided better/worse passes its share of alpha on to those still open, whose
 boundaries are then those of the larger level. Equivalence is two one-sided tests, each with
 its own one-sided spending at alpha on the t statistic, so it is declared for an effect of
-min_effect or beyond at most alpha of the time. Differences without seed-to-seed spread are
-decided at the look that sees them (`ablation.stats.checks.spread_verdict`). Re-running the fixed-n
+min_effect or beyond at most alpha of the time. Differences without seed-to-seed spread
+(`ablation.stats.checks.spread_verdict`): an exact null (every difference 0) is equivalent at
+the look that sees it; a constant non-zero difference continues ("no spread yet") to the next
+look, undecided at the last. Re-running the fixed-n
 test at every look is exactly what this is not: that inflates the false positives.
 
 Everything is a pure function of the paired differences in seed order: a rerun after a kill
@@ -37,7 +39,7 @@ from scipy import stats as sps
 
 from ablation.stats.checks import describe, spread_verdict
 from ablation.stats.decide import Decision, seeds_needed
-from ablation.stats.intervals import holm
+from ablation.stats.intervals import NO_SPREAD, holm, is_zero
 from ablation.vocabulary.direction import Direction
 from ablation.vocabulary.verdicts import BETTER, CONTINUE, EQUIVALENT, UNDECIDED, WORSE
 
@@ -297,17 +299,14 @@ def replay(
             break
         mean, sd, spread, p = _paired_tests(x[:, :, :n])
         margin = plan.decision.min_effect
-        # No seed-to-seed spread: the differences are what they are (see `spread_verdict`): a
-        # constant one beyond min_effect is decided better/worse (p 0 in Holm's step, so it
-        # passes its share of alpha on), one inside +-min_effect (an exact null too) equivalent.
-        beyond = ~spread & (np.abs(mean) >= margin)
-        p = np.where(beyond, 0.0, p)
+        # No seed-to-seed spread (see `spread_verdict`): an exact null is equivalent; a
+        # constant non-zero difference has p NaN (never rejected) and no TOST: it continues.
         key = np.where(active & np.isfinite(p), p, np.inf)
         level, steps, rejected = _holm_step(
             state, key, mean, table[:, k], alive, rejected, plan.mode
         )
         g = float(eq[k])
-        equiv = np.where(spread, _equivalent(mean, sd, n, g, margin), np.abs(mean) < margin)
+        equiv = np.where(spread, _equivalent(mean, sd, n, g, margin), is_zero(mean))
         state[active & (state == _OPEN) & equiv] = _EQUIVALENT
         if k == K - 1:
             state[active & (state == _OPEN)] = _UNDECIDED
@@ -346,11 +345,11 @@ def _paired_tests(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     n = d.shape[2]
     mean = d.mean(axis=2)
     sd = d.std(axis=2, ddof=1)
-    spread = sd > 1e-9 * np.maximum(1.0, np.abs(mean))
+    spread = sd > NO_SPREAD * np.maximum(1.0, np.abs(mean))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = mean / (sd / math.sqrt(n))
     p = np.where(spread, 2 * sps.t.sf(np.abs(t), n - 1), np.nan)
-    p = np.where(~spread & (np.abs(mean) <= 1e-9), 1.0, p)
+    p = np.where(~spread & is_zero(mean), 1.0, p)
     return mean, sd, spread, p
 
 
@@ -439,7 +438,7 @@ def looks(
             sd = float(rep.sd[k, 0, i])
             sd = sd if sd > 0 else (plan.decision.pilot_sd or 0.0)
             if code == _UNDECIDED and sd > 0:
-                needed = float(seeds_needed(sd, plan.decision, m))
+                needed = float(seeds_needed(sd, plan.decision, m, already=n))
             tost = code == _EQUIVALENT
             values = x[0, i, :n]
             reason, flagged = _look_reason(plan, values, list(seeds[c]) if seeds else None)
@@ -469,7 +468,7 @@ def _look_reason(
     """(reason, outlier seeds) of a comparison's values at a look (`ablation.stats.checks`)."""
     named = seeds[: len(values)] if seeds else list(range(len(values)))
     reason, flagged = describe(values, named)
-    constant = spread_verdict(values, plan.decision.min_effect, plan.mode)
+    constant = spread_verdict(values)
     if constant is not None:
         reason = "; ".join(r for r in (constant[1], reason) if r)
     return reason, flagged

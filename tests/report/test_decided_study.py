@@ -52,6 +52,32 @@ def test_sequential_report_is_the_replay_the_driver_decides_with(decided):
     assert decided.looks.n.min() == 3
 
 
+def test_sequential_rows_carry_the_deciding_look_not_the_fixed_n_answer(decided):
+    """n, means and d_z of the look that decided; no fixed-n p or significance beside it (the
+    looks table holds each look's p with the level it was tested at)."""
+    c = decided.comparisons.set_index("variant")
+    last = decided.looks.groupby("variant").tail(1).set_index("variant")
+    v = decided.values.pivot(index="seed", columns="variant", values="val_top1_error")
+    for k in ("big", "none", "small"):
+        n = int(last.loc[k, "n"])
+        d = (v[k] - v["base"]).to_numpy()[:n]
+        assert c.loc[k, "n_pairs"] == n and c.loc[k, "mean_diff"] == pytest.approx(d.mean())
+        assert c.loc[k, "effect_dz"] == pytest.approx(d.mean() / d.std(ddof=1))
+        assert c.loc[k, "mean_diff"] == pytest.approx(last.loc[k, "mean_diff"])
+    assert int(last.loc["big", "n"]) < 12  # decided early: its row is not all 12 seeds'
+    for column in ("t", "p_t", "p_wilcoxon", "p_holm", "tost_low", "boot_ci_low"):
+        assert c[column].isna().all(), column
+    assert c["significant"].isna().all()
+    for r in json.loads(export.render(decided, "json"))["comparisons"]:
+        assert r["p_holm"] is None and r["significant"] is None and r["p_t"] is None
+    shown = tables.looks_display(decided)
+    for row, (_, look) in zip(shown.to_dict("records"), decided.looks.iterrows(), strict=True):
+        assert row["Tested at"] == (
+            f"p < {look['level']:.3g}" if look["level"] > 0 else "not tested (no alpha spent)"
+        )
+    assert shown["Tested at"].str.startswith("p < ").any()
+
+
 def test_json_names_the_headline_and_the_decision(decided):
     data = json.loads(export.render(decided, "json"))
     assert data["decision"]["min_effect"] == 1.0

@@ -58,7 +58,8 @@ def test_verdict_line_names_the_one_interval_and_its_reason(decided, rows):
     assert lines["same"].endswith(": equivalent")
     assert "98.3% CI (paired t at Holm's level) [" in lines["big"]
     assert lines["noisy"].endswith(
-        "undecided; needs about 76 seeds (planted reason: seed 4 diverged); outlier seeds: 4"
+        "undecided; needs about 76 seeds (the fixed-n plan at its paired sd) "
+        "(planted reason: seed 4 diverged); outlier seeds: 4"
     )
 
 
