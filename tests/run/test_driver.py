@@ -201,6 +201,25 @@ def test_dry_run_of_a_module_of_an_editable_install(tmp_path, capsys):
     assert "editable.yaml: OK" in out and "trial_id" in out and "s per trial" in out
 
 
+def test_a_postgresql_storage_without_its_driver_is_one_line_naming_the_extra(
+    tmp_path, capsys, monkeypatch
+):
+    # Neither driver importable, as after a plain `pip install .` (None in sys.modules blocks
+    # an import); nothing is started or written.
+    from ablation.cli import main
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    path = write_study(tmp_path, "nodriver")
+    storage = "postgresql://optuna@127.0.0.1:5432/test"
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    argv = ["run", str(path), "--optuna-storage", storage, "--tracking-uri", uri]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install '.[server]'" in err[0], err
+    assert not (tmp_path / "mlflow.db").exists()
+
+
 def test_asha_stops_a_clearly_worse_trial_and_records_it_stopped(tmp_path):
     # One trial at a time, the well-tuned one first: at the first rung the starved learning
     # rates fall below ASHA's cut-off (the rung's median at reduction factor 2) and stop.
