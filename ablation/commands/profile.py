@@ -27,7 +27,13 @@ def main(args: argparse.Namespace) -> int:
     try:
         words = parse_model_words(args.knobs, args.attention)
         if words.attention_args and args.attention in BUILT_IN_ATTENTIONS:
-            raise ValueError(f"k=v knobs set CBAM knobs; --attention is {args.attention!r}")
+            # As a study file says it (ablation/study/schema.py): attention_args are for zoo
+            # and MODULE:NAME attentions; CBAM's own knobs are model.cbam.
+            where = "; its knobs are model.cbam.KNOB" if args.attention == "cbam" else ""
+            raise ValueError(
+                f"attention {args.attention!r} takes no arguments{where}; got "
+                f"{', '.join(words.attention_args)}"
+            )
         if words.cbam and args.attention != "cbam":
             raise ValueError(f"model.cbam knobs set CBAM; --attention is {args.attention!r}")
         for flag in ("image_size", "batch_size", "repeats"):

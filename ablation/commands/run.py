@@ -23,6 +23,7 @@ from ablation.report.runs import StudyNotFound, find_parent
 from ablation.run.driver import LeaseHeld, LiveRefresh, RunResult, run_study
 from ablation.run.plan import change_message, finished_trial_ids, newly_set_aside, study_plan
 from ablation.run.ray_session import RayAuthRefused
+from ablation.run.search import MissingDriver
 from ablation.run.signals import stop_like_ctrl_c
 from ablation.study import Study, format_trial_table, load_for_command, trial_table
 from ablation.study.design import all_variants
@@ -72,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
             optuna_storage=args.optuna_storage,
             live=live,
         )
-    except (LeaseHeld, stores.UnwritablePath, RayAuthRefused) as err:
+    except (LeaseHeld, stores.UnwritablePath, RayAuthRefused, MissingDriver) as err:
         print(f"ablation run: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

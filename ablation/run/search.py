@@ -209,10 +209,25 @@ def _attrs(spec: TrialSpec) -> dict[str, Any]:
     return {ATTR_TRIAL_ID: spec.trial_id, ATTR_VARIANT: spec.variant, ATTR_SEED: spec.seed}
 
 
+class MissingDriver(RuntimeError):
+    """A postgresql:// storage without a PostgreSQL driver installed; one line, naming the
+    extra that installs them."""
+
+
 def storage_url(url: str) -> str:
-    """The SQLAlchemy URL of an Optuna storage URL (also used by ablation.run.lease)."""
-    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
-        # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; the package installs psycopg2.
+    """The SQLAlchemy URL of an Optuna storage URL (also used by ablation.run.lease); raises
+    MissingDriver for a postgresql:// URL when neither PostgreSQL driver is installed."""
+    if not url.startswith("postgresql"):
+        return url
+    has_psycopg3 = importlib.util.find_spec("psycopg") is not None
+    if not has_psycopg3 and importlib.util.find_spec("psycopg2") is None:
+        # The drivers are the `server` extra's: `make demo`'s plain install has neither.
+        raise MissingDriver(
+            "the Optuna storage is PostgreSQL but no PostgreSQL driver is installed: "
+            "pip install '.[server]' (from the repository) installs psycopg 3 and psycopg2"
+        )
+    if url.startswith("postgresql://") and not has_psycopg3:
+        # SQLAlchemy 2.1 reads a plain postgresql:// as psycopg 3; only psycopg2 is here.
         url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
     return url
 

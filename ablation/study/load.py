@@ -108,7 +108,8 @@ def _yaml_problem(file: str, exc: yaml.YAMLError) -> Problem:
 
 def load_study(path: str | os.PathLike[str], *, check_data: bool = False) -> Study:
     """The checked Study in a YAML file, or StudyError (missing file, bad YAML, bad keys...).
-    `check_data`: also require `dataset.root` to exist here (`check_data_root`)."""
+    `check_data`: also require `dataset.root` to exist here (`check_data_root`) and call a
+    plugin data set to check what it gives (without: only its keywords are checked)."""
     file = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -126,7 +127,7 @@ def load_study(path: str | os.PathLike[str], *, check_data: bool = False) -> Stu
         raise StudyError([Problem(file, None, "(file)", f"cannot read: {exc.strerror}")]) from None
     study = parse_study(text, file, (*STAGES, check_data_root) if check_data else STAGES)
     study._source = raw
-    if found := plugin_problems(study, file):
+    if found := plugin_problems(study, file, call_data=check_data):
         raise StudyError(found)
     return study
 

@@ -8,6 +8,7 @@ size, once per distinct model (seeds do not change it). Nothing is trained or st
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -79,10 +80,7 @@ def _kind(variant: Any, baseline: str | None) -> str:
 
 def _cost(config: dict[str, Any], cache: dict[str, tuple[int, float]]) -> tuple[int, float]:
     model_cfg, data_cfg = config["model"], config["dataset"]
-    if is_plugin(data_cfg["name"]):  # the researcher's data set says its shape when called
-        in_channels, num_classes, size = plugin_data_shape(data_cfg)
-    else:
-        (in_channels, num_classes), size = _data_shape(data_cfg), data_cfg["image_size"]
+    in_channels, num_classes, size = _shape(data_cfg)
     key = canonical_json([model_cfg, in_channels, num_classes, size])
     if key not in cache:
         import torch
@@ -109,6 +107,14 @@ def _cost(config: dict[str, Any], cache: dict[str, tuple[int, float]]) -> tuple[
             torch.set_num_threads(threads)
         cache[key] = (int(stats["params"]), float(stats["gflops"]))
     return cache[key]
+
+
+def _shape(data_cfg: dict[str, Any]) -> tuple[int, int, int]:
+    """(in_channels, num_classes, image size) of a trial's data set; a plugin data set says
+    its shape when called."""
+    if is_plugin(data_cfg["name"]):
+        return plugin_data_shape(data_cfg)
+    return (*_data_shape(data_cfg), data_cfg["image_size"])
 
 
 def _data_shape(data_cfg: dict[str, Any]) -> tuple[int, int]:
@@ -298,12 +304,14 @@ _TIMED_GFLOP = 20.0
 
 @dataclass(frozen=True)
 class Throughput:
-    """Images per second of one model, training (forward, backward, step) and evaluating."""
+    """Images per second of one model, training (forward, backward, step) and evaluating;
+    `params`: the parameters of the model timed (built as the trial builds it)."""
 
     train: float
     evaluate: float
     threads: int
     batch: int
+    params: int | None = None
 
 
 def measure_throughput(
@@ -318,17 +326,18 @@ def measure_throughput(
     from ablation.models import build_model
 
     model_cfg, data_cfg = config["model"], config["dataset"]
-    in_channels, num_classes = _data_shape(data_cfg)
-    size = data_cfg["image_size"]
+    in_channels, num_classes, size = _shape(data_cfg)
     batch = int(config["train"]["batch_size"])
     if gflops:
         batch = max(2, min(batch, int(_TIMED_GFLOP / (3 * gflops))))
-    model = build_model(
+    model = build_model(  # as the trial builds it: its arguments change its cost
         model_cfg["backbone"],
         model_cfg["attention"],
         model_cfg["cbam"],
         num_classes=num_classes,
         in_channels=in_channels,
+        attention_args=model_cfg.get("attention_args"),
+        backbone_args=model_cfg.get("backbone_args"),
     )
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x = torch.randn(batch, in_channels, size, size)
@@ -364,7 +373,8 @@ def measure_throughput(
             evaluate = timed(lambda: model(x))
     finally:
         torch.set_num_threads(before)
-    return Throughput(train=train, evaluate=evaluate, threads=threads, batch=batch)
+    params = sum(p.numel() for p in model.parameters())
+    return Throughput(train=train, evaluate=evaluate, threads=threads, batch=batch, params=params)
 
 
 def trial_seconds(config: dict[str, Any], sizes: tuple[int, int], speed: Throughput) -> float:
@@ -379,10 +389,17 @@ def trial_seconds(config: dict[str, Any], sizes: tuple[int, int], speed: Through
 
 def data_sizes(data_cfg: dict[str, Any]) -> tuple[int, int] | None:
     """(train, val) images of a trial: the section's sizes, else those of an in-memory data
-    set (built: cheap for them); None for a file-backed set without both sizes given."""
+    set (built: cheap for them) or of a plugin data set (called, once per process, as the
+    validation did); None for a file-backed set without both sizes given."""
     train, val = data_cfg.get("train_samples"), data_cfg.get("val_samples")
     if train and val:
         return int(train), int(val)
+    if is_plugin(data_cfg["name"]):
+        from ablation.data.build import plugin_datasets
+
+        args = json.dumps(data_cfg.get("args") or {}, sort_keys=True)
+        train_ds, val_ds, _ = plugin_datasets(data_cfg["name"], args)
+        return len(train_ds), len(val_ds)
     if not DATASETS[data_cfg["name"]].in_memory:
         return None
     from ablation.data.build import build_datasets

@@ -37,6 +37,8 @@ from ablation.vocabulary.plugins import (
 
 # Images in the dummy batch: two, so a BatchNorm in training mode would run as well.
 _BATCH = 2
+# (channels, classes, image size) a model is built for when its plugin data set is not called.
+_PLACEHOLDER_SHAPE = (3, 10, 32)
 
 
 class _Failed(Exception):
@@ -47,9 +49,17 @@ class _Failed(Exception):
         self.key, self.message = key, message
 
 
-def plugin_problems(study: Study, path: str | os.PathLike[str]) -> list[Problem]:
+def plugin_problems(
+    study: Study, path: str | os.PathLike[str], *, call_data: bool = True
+) -> list[Problem]:
     """Every problem of the study's plugins, each at its key's line; empty when they import,
-    take their keywords, build and keep shapes (or the study has none to check)."""
+    take their keywords, build and keep shapes (or the study has none to check).
+
+    `call_data=False` (data checks off: the data may exist only on the cluster) does not call
+    a plugin data set: only its keywords are checked, and a model on it is built for a
+    placeholder shape (its channels and classes unknown here) but not run on a batch, so
+    whether its attentions keep their shape is then left to the trial.
+    """
     file = str(path)
     try:
         problems = Problems(file, Document((study.source or b"").decode("utf-8")))
@@ -69,7 +79,7 @@ def plugin_problems(study: Study, path: str | os.PathLike[str]) -> list[Problem]
             continue
         seen.add(key)
         try:
-            _build_and_run(config)
+            _build_and_run(config, call_data=call_data)
         except _Failed as failed:
             # A constructor that raises may owe it to its arguments: placed at the key the
             # variant sets, the reference or its *_args.
@@ -82,15 +92,16 @@ def plugin_problems(study: Study, path: str | os.PathLike[str]) -> list[Problem]
 
 def plugin_folders(study: Study) -> list[Path]:
     """The packages (folders) and module files under the study's folder that its plugins
-    import: what travels to Ray workers with the job. Installed plugins are the cluster's."""
+    import: what travels to Ray workers with the job. A plugin package travels whole; a plugin
+    module file with every .py file beside it, which it may import (the same files its trial
+    ids hash: PluginSource.files). Installed plugins are the cluster's."""
     found: list[Path] = []
     for ref in study.plugins():
         source = plugin_source(ref, study.folder)
         if source.kind != "folder":
             continue
-        top = parse_plugin(ref).top_level
-        package = source.root / top
-        found.append(package if package.is_dir() else source.files[0])
+        package = source.root / parse_plugin(ref).top_level
+        found.extend([package] if package.is_dir() else source.files)
     return list(dict.fromkeys(found))
 
 
@@ -118,13 +129,15 @@ def _variants_to_build(study: Study) -> list[tuple[Variant, dict[str, Any]]]:
 # -- one variant: its data's shape, its model, one batch -----------------------------------------
 
 
-def _build_and_run(config: dict[str, Any]) -> None:
+def _build_and_run(config: dict[str, Any], *, call_data: bool = True) -> None:
     """Build the variant's model as a trial would, watching each attention it makes, and run
-    it on one batch; raises _Failed at the key to blame."""
+    it on one batch; raises _Failed at the key to blame. `call_data=False`: a plugin data set
+    is not called; the model is built for a placeholder shape and not run."""
     from ablation.models import attention_factory, build_backbone
 
     model_cfg, data_cfg = config["model"], config["dataset"]
-    channels, classes, size = _data_shape(data_cfg)
+    shape = _data_shape(data_cfg, call=call_data)
+    channels, classes, size = shape or _PLACEHOLDER_SHAPE
     attention = model_cfg["attention"]
     args = model_cfg.get("attention_args") or {}
     try:
@@ -164,6 +177,8 @@ def _build_and_run(config: dict[str, Any]) -> None:
             **backbone_args,
         }
         raise _Failed("model.backbone", _raised(backbone, (), shown, err)) from None
+    if shape is None:
+        return
     for module in made:
         module.register_forward_hook(_keeps_shape(attention))
     _run_one_batch(model, model_cfg, (channels, size, size), classes)
@@ -214,8 +229,9 @@ def _keeps_shape(attention: str) -> Callable[..., None]:
     return hook
 
 
-def _data_shape(data_cfg: Mapping[str, Any]) -> tuple[int, int, int]:
-    """(channels, classes, image size) of the data set; a plugin data set is called for it."""
+def _data_shape(data_cfg: Mapping[str, Any], *, call: bool = True) -> tuple[int, int, int] | None:
+    """(channels, classes, image size) of the data set; a plugin data set is called for it,
+    unless not `call` (then only its keywords are checked, and the shape is None)."""
     name = data_cfg["name"]
     if not is_plugin(name):
         spec = DATASETS[name]
@@ -226,6 +242,8 @@ def _data_shape(data_cfg: Mapping[str, Any]) -> tuple[int, int, int]:
         )
     args = data_cfg.get("args") or {}
     _check_keywords("dataset.args", name, args, first_positional=False)
+    if not call:
+        return None
     try:
         return plugin_data_shape(data_cfg)
     except Exception as err:

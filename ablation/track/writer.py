@@ -8,6 +8,7 @@ with explicit run ids and batched calls; nothing touches the global `mlflow` run
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import tempfile
@@ -245,27 +246,31 @@ class StudyWriter:
 
     def _log_plugin_sources(self, study: LoadedStudy) -> None:
         """The sources of the study's MODULE:NAME plugins, so the study can be reproduced from
-        MLflow alone: those under the study's folder beside the study file (`study/`, as in
-        the folder), an editable or path install's under `plugins/`; and `plugins.json`, what
-        the trial ids hashed of each (an installed release: its name and version)."""
+        MLflow alone: under `plugins/<digest>/` (the digest hashes what the trial ids hashed of
+        each plugin), those under the study's folder in `study/`, an editable or path
+        install's in `installed/`, with that version's `plugins.json` (what the trial ids
+        hashed of each; an installed release: its name and version). An edit adds a folder
+        and keeps the earlier ones, as the earlier trials' code; the parent's tag
+        PLUGINS_DIGEST and the root's `plugins.json` name the current one."""
         refs = study.plugins()
         if not refs:
             return
-        record = {}
+        sources = [plugin_source(ref, study.folder) for ref in refs]
+        record = {s.ref: {"kind": s.kind, **s.identity()} for s in sources}
+        text = json.dumps(record, indent=2, sort_keys=True)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        under = f"{names.PLUGINS_ARTIFACT_DIR}/{digest}"
         with tempfile.TemporaryDirectory() as folder:
-            for ref in refs:
-                source = plugin_source(ref, study.folder)
-                record[ref] = {"kind": source.kind, **source.identity()}
-                under = names.STUDY_ARTIFACT_DIR if source.kind == "folder" else "plugins"
+            for source in sources:
+                part = names.STUDY_ARTIFACT_DIR if source.kind == "folder" else "installed"
                 for path in source.files:
-                    local = Path(folder) / under / path.relative_to(source.root)
+                    local = Path(folder) / part / path.relative_to(source.root)
                     local.parent.mkdir(parents=True, exist_ok=True)
                     local.write_bytes(path.read_bytes())
-            for under in (names.STUDY_ARTIFACT_DIR, "plugins"):
-                if (Path(folder) / under).is_dir():
-                    self.client.log_artifacts(self.parent_run_id, str(Path(folder) / under), under)
-        text = json.dumps(record, indent=2, sort_keys=True)
+            (Path(folder) / names.PLUGINS_ARTIFACT).write_text(text)
+            self.client.log_artifacts(self.parent_run_id, folder, under)
         self.client.log_text(self.parent_run_id, text, names.PLUGINS_ARTIFACT)
+        self.client.set_tag(self.parent_run_id, names.PLUGINS_DIGEST, digest)
 
     def _has_plan(self) -> bool:
         listed = self.client.list_artifacts(self.parent_run_id)

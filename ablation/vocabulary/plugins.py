@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import importlib.machinery
 import importlib.metadata
+import importlib.util
 import json
 import re
 import sys
@@ -159,7 +160,13 @@ def plugin_source(value: str, folder: str | Path | None = None) -> PluginSource:
         spec = _spec_in(Path(folder).resolve(), ref.top_level)
         if spec is not None:
             return _from_files(str(ref), "folder", spec)
-    spec = importlib.machinery.PathFinder.find_spec(ref.top_level)
+    try:
+        # Every finder on sys.meta_path, not just the path's: setuptools' editable installs
+        # (`pip install -e`) are found by a finder of their own. A top-level name imports no
+        # parent package to be looked up.
+        spec = importlib.util.find_spec(ref.top_level)
+    except (ImportError, ValueError):
+        spec = None
     if spec is None:
         raise PluginError(f"cannot import {ref.top_level!r} (No module named {ref.top_level!r})")
     names = _distributions().get(ref.top_level, [])
@@ -186,13 +193,16 @@ def distribution_identity(name: str) -> dict[str, Any]:
 def _from_files(
     ref: str, kind: str, spec: importlib.machinery.ModuleSpec, distribution: str | None = None
 ) -> PluginSource:
-    """A module file alone, or every .py file of a package (its whole tree)."""
+    """Every .py file of a package (its whole tree); a module file alone, or, for a module file
+    in the study's folder (`kind` "folder"), every .py file directly in that folder: the module
+    may import any of its neighbours, which then travel and are hashed with it."""
     if spec.submodule_search_locations:
         package = Path(next(iter(spec.submodule_search_locations)))
         files = tuple(sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts))
         return PluginSource(ref, kind, package.parent, files, distribution)
     origin = Path(spec.origin or "")
-    return PluginSource(ref, kind, origin.parent, (origin,), distribution)
+    files = tuple(sorted(origin.parent.glob("*.py"))) if kind == "folder" else (origin,)
+    return PluginSource(ref, kind, origin.parent, files, distribution)
 
 
 def _installed_from_a_path(dist: importlib.metadata.Distribution) -> bool:

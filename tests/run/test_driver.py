@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import optuna
@@ -169,6 +170,54 @@ def test_dry_run_prints_the_trials_and_bad_files_exit_2(tmp_path, capsys):
     assert main(["run", str(bad), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:" in err and "model.backbone" in err
+
+
+def test_dry_run_of_the_plugin_example(tmp_path, monkeypatch, capsys):
+    # Its data set is the researcher's own: its shape and size come from calling it.
+    from ablation.cli import main
+
+    example = Path(__file__).resolve().parents[2] / "experiments" / "plugin-example" / "study.yaml"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert main(["run", str(example), "--dry-run"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "trial_id" in out and out.count("my-gate-k5") >= 3  # two trials and a time line
+    assert "10 trials: about" in out
+
+
+def test_dry_run_of_a_module_of_an_editable_install(tmp_path, capsys):
+    # `ablation.attention.simam` comes from this repository's `pip install -e`.
+    from ablation.cli import main
+
+    path = write_study(
+        tmp_path,
+        "editable",
+        model={"backbone": "resnet20", "attention": "ablation.attention.simam:SimAM"},
+        seeds=[0],
+    )
+    assert main(["validate", str(path)]) == 0, capsys.readouterr().err
+    assert main(["run", str(path), "--dry-run"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "editable.yaml: OK" in out and "trial_id" in out and "s per trial" in out
+
+
+def test_a_postgresql_storage_without_its_driver_is_one_line_naming_the_extra(
+    tmp_path, capsys, monkeypatch
+):
+    # Neither driver importable, as after a plain `pip install .` (None in sys.modules blocks
+    # an import); nothing is started or written.
+    from ablation.cli import main
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    path = write_study(tmp_path, "nodriver")
+    storage = "postgresql://optuna@127.0.0.1:5432/test"
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    argv = ["run", str(path), "--optuna-storage", storage, "--tracking-uri", uri]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install '.[server]'" in err[0], err
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_asha_stops_a_clearly_worse_trial_and_records_it_stopped(tmp_path):

@@ -57,8 +57,10 @@ def test_own_data_backbone_and_attention_train_from_another_folder(tmp_path, abl
     (parent,) = client.search_runs(
         [experiment.experiment_id], f"tags.`{names.ROLE}` = '{names.ROLE_STUDY}'"
     )
-    kept = {a.path for a in client.list_artifacts(parent.info.run_id, names.STUDY_ARTIFACT_DIR)}
-    assert {"study/my_gates.py", "study/tiny_nets.py", "study/my_data.py"} <= kept
+    digest = parent.data.tags[names.PLUGINS_DIGEST]
+    kept_in = f"{names.PLUGINS_ARTIFACT_DIR}/{digest}/{names.STUDY_ARTIFACT_DIR}"
+    kept = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(parent.info.run_id, kept_in)}
+    assert {"my_gates.py", "tiny_nets.py", "my_data.py"} <= kept
     local = client.download_artifacts(parent.info.run_id, names.PLUGINS_ARTIFACT, str(tmp_path))
     recorded = yaml.safe_load(Path(local).read_text())
     assert recorded["my_gates:PooledGate"]["kind"] == "folder"

@@ -89,6 +89,20 @@ def test_dry_run_through_the_cli(tmp_path, capsys):
     assert not (tmp_path / "m.db").exists()
 
 
+def test_a_zoo_attention_is_timed_with_its_arguments():
+    # ECA's default kernel is 3 on resnet20's channels; kernel_size 9 adds 6 weights a block.
+    pytest.importorskip("timm")
+    from ablation.study.plan import measure_throughput
+    from ablation.study.trials import resolve_config
+
+    study = parse_study(SMALL)
+    eca = {"model.attention": "eca"}
+    default = measure_throughput(resolve_config(study, eca))
+    wide = measure_throughput(resolve_config(study, {**eca, "model.attention_args.kernel_size": 9}))
+    blocks = 9  # resnet20: 3 stages of 3 blocks, one attention each
+    assert wide.params - default.params == blocks * (9 - 3)
+
+
 def test_power_plan_prints_the_seeds_needed(tmp_path, capsys):
     pytest.importorskip("ablation.run.driver")
     from ablation.cli import main

@@ -8,7 +8,10 @@ another working directory, as a researcher would.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
+import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -110,7 +113,7 @@ def problems_of(path: Path) -> list[str]:
     """The problems found, less the one `(not checked)` line that names the checks a broken
     base configuration held back (tests/study/test_validate.py tests that line)."""
     with pytest.raises(StudyError) as err:
-        load_study(path)
+        load_study(path, check_data=True)
     return [str(p) for p in err.value.problems if "(not checked)" not in str(p)]
 
 
@@ -263,6 +266,8 @@ def ids_by_variant(path: Path) -> dict[str, str]:
 
 
 def test_editing_a_plugin_changes_exactly_the_ids_of_its_trials(lab):
+    # Module files hash every .py file of their folder (they may import each other), so an
+    # edit there changes the ids of every module-file plugin's trials, and of no other.
     folder, names, write = lab
     gate, squash_free = f"{names['gates']}:Gate", f"{names['nets']}:net"
     path = write(
@@ -277,10 +282,69 @@ def test_editing_a_plugin_changes_exactly_the_ids_of_its_trials(lab):
     gates_file.write_text(gates_file.read_text() + "\n# a comment is an edit too\n")
     after = ids_by_variant(path)
     changed = {v for v in before if before[v] != after[v]}
-    assert changed == {"gate"}
-    (folder / f"{names['nets']}.py").write_text(NETS.replace("width=8", "width=6"))
-    again = ids_by_variant(path)
-    assert {v for v in after if after[v] != again[v]} == {"own-backbone"}
+    assert changed == {"gate", "own-backbone"}
+    (folder / "notes.txt").write_text("not code")
+    assert ids_by_variant(path) == after
+
+
+def test_a_module_plugins_neighbours_travel_and_are_hashed(lab):
+    """A module-file plugin that imports a .py file beside it: the neighbour travels to the
+    workers (plugin_folders, what Ray's py_modules gets), an import of it works where only
+    those files are, and editing it changes the plugin's trial ids."""
+    from ablation.study.plugins import plugin_folders
+
+    folder, names, write = lab
+    helper = f"helpers_{names['gates']}"
+    (folder / f"{helper}.py").write_text("KERNEL = 3\n")
+    own = f"own_{names['gates']}"
+    (folder / f"{own}.py").write_text(
+        GATES.replace("kernel_size=3", f"kernel_size={helper}.KERNEL").replace(
+            "from torch import nn", f"from torch import nn\nimport {helper}"
+        )
+    )
+    (folder / "notes.txt").write_text("not code")
+    path = write(model={"backbone": "resnet20", "attention": f"{own}:Gate"})
+    study = load_study(path)
+    shipped = plugin_folders(study)
+    assert folder / f"{helper}.py" in shipped and folder / f"{own}.py" in shipped
+    assert all(p.suffix == ".py" and p.parent == folder for p in shipped)
+    # A worker's view: only the shipped files, in a folder of their own.
+    worker = folder.parent / "worker"
+    worker.mkdir()
+    for p in shipped:
+        (worker / p.name).write_bytes(p.read_bytes())
+    probe = f"import {own}; print({own}.Gate(4).conv.kernel_size)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=worker, capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.strip() == "(3, 3)", out.stderr
+    first = ids_by_variant(path)
+    (folder / f"{helper}.py").write_text("KERNEL = 5\n")
+    assert ids_by_variant(path) != first
+
+
+def test_without_data_checks_a_plugin_data_set_is_not_called(lab, capsys):
+    """`validate --no-data-check` and `submit`: the data may exist only on the cluster. The
+    data set's keywords are still checked; the model is built on a placeholder shape."""
+    folder, names, write = lab
+    (folder / f"{names['data']}.py").write_text(
+        DATA + "\n\ndef cluster_only(root='/cluster/data'):\n    raise FileNotFoundError(root)\n"
+    )
+    path = write(
+        dataset={"name": f"{names['data']}:cluster_only", "args": {"root": "/nowhere"}},
+        model={"backbone": f"{names['nets']}:net", "attention": f"{names['gates']}:Gate"},
+    )
+    assert validate_files([str(path)], check_data=False) == 0, capsys.readouterr().err
+    load_study(path)  # what submit and run --address load
+    assert validate_files([str(path)], check_data=True) == 2
+    assert "FileNotFoundError: /nowhere" in capsys.readouterr().err
+    path = write(
+        dataset={"name": f"{names['data']}:cluster_only", "args": {"rot": "/nowhere"}},
+        model={"backbone": f"{names['nets']}:net", "backbone_args": {"depth": 2}},
+    )
+    assert validate_files([str(path)], check_data=False) == 2
+    err = capsys.readouterr().err
+    assert "dataset.args: " in err and "does not accept 'rot'; it accepts: root" in err
 
 
 def test_a_package_plugin_hashes_every_py_file_of_its_top_level_package(lab):
@@ -353,6 +417,46 @@ def test_an_editable_install_is_hashed_by_its_sources(site):
     assert list(first["labgates_editable:Gate"]) == ["sources"]
     (site / "labgates_editable" / "__init__.py").write_text(GATES + "\n# edited\n")
     assert plugin_code(plugin_config("labgates_editable:Gate")) != first
+
+
+def test_a_setuptools_editable_install_is_found_and_hashed_by_its_sources(site, tmp_path):
+    """`pip install -e` with setuptools puts no folder on sys.path: its own finder on
+    sys.meta_path maps the package to its sources. The finder here is setuptools' own code
+    (its template, as `pip install -e` writes it), for a package outside sys.path."""
+    from setuptools.command.editable_wheel import _finder_template
+
+    src = tmp_path / "src" / "labgates_finder"
+    src.mkdir(parents=True)
+    (src / "__init__.py").write_text(GATES)
+    fake_distribution(site, "labgates_finder", "0.1", editable_from=src.parent)
+    shutil.rmtree(site / "labgates_finder")  # the dist-info stays; the code is under src/
+    code = _finder_template("labgates_finder", {"labgates_finder": str(src)}, {})
+    finder = tmp_path / "__editable___labgates_finder_0_1_finder.py"
+    finder.write_text(code)
+    spec = importlib.util.spec_from_file_location(finder.stem, finder)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.install()
+    try:
+        assert importlib.machinery.PathFinder.find_spec("labgates_finder") is None
+        source = plugins.plugin_source("labgates_finder:Gate")
+        assert (source.kind, source.files) == ("editable", (src / "__init__.py",))
+        first = plugin_code(plugin_config("labgates_finder:Gate"))
+        (src / "__init__.py").write_text(GATES + "\n# edited\n")
+        assert plugin_code(plugin_config("labgates_finder:Gate")) != first
+        assert plugins.load_plugin("labgates_finder:Gate")(4) is not None
+    finally:
+        sys.meta_path[:] = [f for f in sys.meta_path if f is not module._EditableFinder]
+        sys.modules.pop("labgates_finder", None)
+
+
+def test_a_module_of_this_editable_install_is_hashed_by_its_sources():
+    # This repository is installed with `pip install -e`: its modules are plugins like any.
+    source = plugins.plugin_source("ablation.attention.simam:SimAM")
+    assert source.kind == "editable"
+    assert any(p.name == "simam.py" for p in source.files)
+    (code,) = plugin_code(plugin_config("ablation.attention.simam:SimAM")).values()
+    assert "ablation/attention/simam.py" in code["sources"]
 
 
 def test_a_zoo_attention_hashes_its_librarys_version():
