@@ -173,7 +173,10 @@ def plugin_source(value: str, folder: str | Path | None = None) -> PluginSource:
     if not names:
         return _from_files(str(ref), "path", spec)
     dist = importlib.metadata.distribution(names[0])
-    if _installed_from_a_path(dist):
+    # Every record of that name, not just the first on the path: an editable install's source
+    # tree holds setuptools' NAME.egg-info too (no direct_url.json), and it comes first where
+    # the tree itself is on the path (`python -m pytest` from a checkout).
+    if any(_installed_from_a_path(d) for d in importlib.metadata.distributions(name=names[0])):
         return _from_files(str(ref), "editable", spec, distribution=dist.metadata["Name"])
     return PluginSource(
         str(ref), "distribution", distribution=dist.metadata["Name"], version=dist.version
