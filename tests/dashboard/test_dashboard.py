@@ -3,7 +3,6 @@ headless Chromium, and served back through a real `mlflow server`."""
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import re
@@ -18,6 +17,7 @@ import pytest
 from helpers import CHROMIUM, chromium, write_study
 from pooling_study import pooling_summary
 
+from ablation.cli import build_parser
 from ablation.commands.dashboard import main as dashboard_command
 from ablation.dashboard import DASHBOARD_FILE, render_dashboard
 from ablation.dashboard.publish import publish_study_report
@@ -210,7 +210,10 @@ def test_real_tiny_study_dashboard_through_mlflow_server(mlflow_server, tmp_path
 
     # `ablation dashboard` writes the page and logs it again; the server hands back those bytes.
     out = tmp_path / "out"
-    args = argparse.Namespace(study="dash-tiny", output_dir=str(out), tracking_uri=mlflow_server)
+    # Parsed as the command line parses it, so the arguments stay the command's own.
+    args = build_parser().parse_args(
+        ["dashboard", "dash-tiny", "-o", str(out), "--tracking-uri", mlflow_server]
+    )
     assert dashboard_command(args) == 0
     written = (out / DASHBOARD_FILE).read_bytes()
     query = urllib.parse.urlencode({"path": DASHBOARD_FILE, "run_uuid": result.parent_run_id})
