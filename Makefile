@@ -10,17 +10,19 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # `make demo` installs only what the main job needs (the package's own dependencies: SQLite
 # stores, embedded Ray); the dev and server extras (pytest, ruff, the MLflow auth server,
 # optuna-dashboard, the PostgreSQL drivers) only `make test`, `make lint` and the image.
-# CBAM's CPU kernels are built then too (cached per CPU), so that no trial pays the build.
+# tools/install.py installs with uv from pip's own indexes (a third of pip's time: docs/install.md)
+# and falls back to pip. CBAM's CPU kernels are built then too (cached per CPU), so that no
+# trial pays the build.
+INSTALL := $(PYTHON) tools/install.py $(VENV)
+
 $(BIN)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e .
+	$(INSTALL) -e .
 	$(BIN)/python -m ablation.attention
 	touch $@
 
 # The tests also start the cluster stack's servers natively (MLflow basic-auth, optuna-dashboard).
 $(BIN)/.installed-dev: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev,server]'
+	$(INSTALL) -e '.[dev,server]'
 	$(BIN)/python -m ablation.attention
 	touch $@ $(BIN)/.installed
 
@@ -41,19 +43,19 @@ system-deps:
 	  else echo "install Debian's $(SYSTEM_PACKAGES) for the browser and LaTeX tests"; fi; }
 
 test: $(BIN)/.installed-dev system-deps
-	$(BIN)/ruff check ablation tests benchmarks
+	$(BIN)/ruff check ablation tests benchmarks tools
 	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(BIN)/.installed-dev
-	$(BIN)/ruff check ablation tests benchmarks
-	$(BIN)/ruff format --check ablation tests benchmarks
+	$(BIN)/ruff check ablation tests benchmarks tools
+	$(BIN)/ruff format --check ablation tests benchmarks tools
 
 format: $(BIN)/.installed-dev
-	$(BIN)/ruff format ablation tests benchmarks
-	$(BIN)/ruff check --fix ablation tests benchmarks
+	$(BIN)/ruff format ablation tests benchmarks tools
+	$(BIN)/ruff check --fix ablation tests benchmarks tools
 
 bench: $(BIN)/.installed-dev
-	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(INSTALL) -e '.[dev,bench]'
 	$(BIN)/python benchmarks/cbam_overhead.py
 	$(BIN)/python benchmarks/study_overhead.py
 

@@ -291,12 +291,13 @@ def sequential_forecast(study: Study, sd: float, comparisons: int, fixed_n: int)
 # on the embedded Ray: split by `python benchmarks/study_overhead.py` (data, model build and
 # profiling inside the trial; scheduling and recording between trials; Ray and store start-up
 # once). The epochs themselves are measured on the built model by `measure_throughput`.
-# Measured on the quickstart (2026-12-06, 2-core machine at load 15-25: 16 trials): 10.3 s per
-# trial (data 0.1, model and profiling 1.2, logging and scheduling 8.9) and 160 s per run, while
-# the same run's forward/backward took 4.3x its idle time (60.5 s a trial against 14 s from
-# the idle images/s); scaled by that factor to the idle machine a study is planned for:
-TRIAL_EXTRA_SECONDS = 2.4
-RUN_STARTUP_SECONDS = 37.0
+# Measured on the quickstart on the idle 2-core machine (2026-12-06): 15 epochs, 13 trials,
+# twice: 5.2 and 5.6 s per trial, 18.2 and 22.4 s per run; 10 epochs, 19 trials: 5.6 and 16.2.
+# Per trial: model and profiling 0.3-0.4 s, data under 0.1, the rest scheduling, recording and
+# the slot left idle while a look waits for its last trial (with tiny trials, where no trial
+# waits long, the per-trial part was 1.2 s).
+TRIAL_EXTRA_SECONDS = 5.5
+RUN_STARTUP_SECONDS = 19.0
 # A timing step of a big model at its full batch can take minutes on a CPU: the measured batch
 # is cut so one training step is about this much work (per-image speed barely changes).
 _TIMED_GFLOP = 20.0
