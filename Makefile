@@ -10,18 +10,18 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # `make demo` installs only what the main job needs (the package's own dependencies: SQLite
 # stores, embedded Ray); the dev and server extras (pytest, ruff, the MLflow auth server,
 # optuna-dashboard, the PostgreSQL drivers) only `make test`, `make lint` and the image.
-# tools/install.py installs with uv from pip's own indexes (a third of pip's time: docs/install.md)
-# and falls back to pip. CBAM's CPU kernels are built then too (cached per CPU), so that no
-# trial pays the build.
+# tools/install.py installs with uv from pip's own indexes (a third of pip's time; README.md,
+# "Two commands") and falls back to pip. CBAM's CPU kernels are built then too (cached per
+# CPU), so that no trial pays the build.
 INSTALL := $(PYTHON) tools/install.py $(VENV)
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml tools/install.py
 	$(INSTALL) -e .
 	$(BIN)/python -m ablation.attention
 	touch $@
 
 # The tests also start the cluster stack's servers natively (MLflow basic-auth, optuna-dashboard).
-$(BIN)/.installed-dev: pyproject.toml
+$(BIN)/.installed-dev: pyproject.toml tools/install.py
 	$(INSTALL) -e '.[dev,server]'
 	$(BIN)/python -m ablation.attention
 	touch $@ $(BIN)/.installed

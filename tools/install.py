@@ -3,13 +3,13 @@
     python3 tools/install.py VENV [REQUIREMENT ...]      e.g.  .venv -e '.[dev,server]'
 
 `make demo` and `make test` call this. It creates VENV if it has no python, puts uv into it with
-pip, and installs the requirements with `uv pip install`: measured from a fresh clone on a
-2-core machine with no cache (docs/install.md), pip took 141 s for `-e .`, uv 40 s, bytecode
-compiled in both. uv reads none of pip's settings, so the ones that say where packages come
-from are passed on: pip's index URLs, extra index URLs, find-links and constraints, from pip's
-configuration files and PIP_* variables alike (`pip config list`), and all indexes are searched
-as pip searches them (uv's `--index-strategy unsafe-best-match`). If uv cannot be installed, or
-fails, pip installs instead, and says so.
+pip, and installs the requirements with `uv pip install`. Measured from a fresh clone with no
+cache on a 2-core machine (README.md, "Two commands"): pip took 141 s for `-e .`, uv 40 s,
+bytecode compiled in both. uv reads none of pip's settings, so the ones that say where packages
+come from are passed on: pip's index URLs, extra index URLs, find-links and constraints, from
+pip's configuration files and PIP_* variables alike (`pip config list`), and all indexes are
+searched as pip searches them (uv's `--index-strategy unsafe-best-match`). If uv cannot be
+installed, or fails, pip installs instead, and says so.
 """
 
 from __future__ import annotations
