@@ -42,9 +42,12 @@ system-deps:
 	      --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
 	  else echo "install Debian's $(SYSTEM_PACKAGES) for the browser and LaTeX tests"; fi; }
 
+# Two pytest workers (pytest-xdist): the tests that start clusters, servers or study processes
+# run one after another on one of them, the rest beside them (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: $(BIN)/.installed-dev system-deps
 	$(BIN)/ruff check ablation tests benchmarks tools
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(BIN)/.installed-dev
 	$(BIN)/ruff check ablation tests benchmarks tools

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -300,3 +301,32 @@ def ablation_processes():
         end_session(proc.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.communicate(timeout=10)
+
+
+# --- two workers: `make test` runs pytest-xdist with --dist loadgroup --------------------------
+
+# The tests that start Ray clusters, servers, browsers or study processes time lease expiries,
+# heartbeats and signals, and each wants the machine's cores: within a group they run one after
+# another on one worker, so at most two run at once (one of each group). The groups are about
+# equally long (by their --durations on the 2-core machine); the rest (statistics, models,
+# reports, study files) are handed to whichever worker is free. Keys: a folder of tests/, or a
+# module in one (the more specific wins).
+GROUPS = {
+    "run": "processes-a",
+    "run/test_submit_plugins.py": "processes-b",
+    "chaos": "processes-b",
+    "deploy": "processes-b",
+    "gpu": "processes-b",
+    "dashboard": "processes-b",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(root).parts
+        group = GROUPS.get("/".join(parts[:2])) or (
+            GROUPS.get(parts[0]) if len(parts) > 1 else None
+        )
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))

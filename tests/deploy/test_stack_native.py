@@ -18,9 +18,11 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -169,8 +171,19 @@ def stack(tmp_path_factory):
     }
     doc = interpolate(load_raw(), secrets)
     processes = Processes(suffix)
-    yield {"tmp": tmp, "secrets": secrets, "names": names, "doc": doc, "processes": processes}
+    # Short, for Ray's temp dir: its sockets live under it (107 bytes at most), and pytest's
+    # tmp paths are long (longer still under xdist).
+    short = Path(tempfile.mkdtemp(prefix="stack", dir="/tmp"))
+    yield {
+        "tmp": tmp,
+        "short": short,
+        "secrets": secrets,
+        "names": names,
+        "doc": doc,
+        "processes": processes,
+    }
     processes.stop_all()
+    shutil.rmtree(short, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +251,7 @@ def ray_head(stack, mlflow_server):
     assert command[:3] == ["ray", "start", "--head"] and "--block" in command
     command[0] = str(VENV_BIN / "ray")
     command += [
-        f"--temp-dir={tmp / 'ray'}",
+        f"--temp-dir={stack['short'] / 'ray'}",
         "--node-ip-address=127.0.0.1",
         f"--dashboard-agent-listen-port={ports['agent']}",
         f"--ray-client-server-port={ports['client']}",
