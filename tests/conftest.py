@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import ablation, end_session, free_port
+from helpers import SERIAL_TESTS, ablation, end_session, free_port
 
 # --- report/dashboard: synthetic studies with known effects, as runs frames or in MLflow ------
 
@@ -305,28 +305,12 @@ def ablation_processes():
 
 # --- two workers: `make test` runs pytest-xdist with --dist loadgroup --------------------------
 
-# The tests that start Ray clusters, servers, browsers or study processes time lease expiries,
-# heartbeats and signals, and each wants the machine's cores: within a group they run one after
-# another on one worker, so at most two run at once (one of each group). The groups are about
-# equally long (by their --durations on the 2-core machine); the rest (statistics, models,
-# reports, study files) are handed to whichever worker is free. Keys: a folder of tests/, or a
-# module in one (the more specific wins).
-GROUPS = {
-    "run": "processes-a",
-    "run/test_submit_plugins.py": "processes-b",
-    "chaos": "processes-b",
-    "deploy": "processes-b",
-    "gpu": "processes-b",
-    "dashboard": "processes-b",
-}
-
 
 def pytest_collection_modifyitems(config, items):
+    """The tests under helpers.SERIAL_TESTS run one after another on one worker (one xdist
+    group); the rest go to whichever worker is free."""
     root = Path(__file__).parent
     for item in items:
         parts = item.path.relative_to(root).parts
-        group = GROUPS.get("/".join(parts[:2])) or (
-            GROUPS.get(parts[0]) if len(parts) > 1 else None
-        )
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+        if len(parts) > 1 and parts[0] in SERIAL_TESTS:
+            item.add_marker(pytest.mark.xdist_group("processes"))

@@ -27,6 +27,15 @@ import yaml
 
 BIN = Path(sys.executable).parent
 
+# --- the suite on two workers -----------------------------------------------------------------
+
+# The folders of tests/ whose tests start Ray clusters, servers, browsers or study processes.
+# They time lease expiries, heartbeats and signals, and each wants the machine's cores, so
+# `make test` (pytest-xdist, --dist loadgroup) runs them one after another on one worker while
+# the other worker takes the rest (statistics, models, reports, study files): never two of them
+# at once (tests/conftest.py marks them). A new folder of such tests belongs here.
+SERIAL_TESTS = ("run", "chaos", "deploy", "gpu", "dashboard")
+
 # --- study files ------------------------------------------------------------------------------
 
 TINY: dict[str, Any] = {
