@@ -43,7 +43,7 @@ system-deps:
 	  else echo "install Debian's $(SYSTEM_PACKAGES) for the browser and LaTeX tests"; fi; }
 
 # Two pytest workers (pytest-xdist): the tests that start clusters, servers or study processes
-# run one after another on one of them, the rest beside them (tests/conftest.py).
+# run one after another on one of them, never two at once (tests/helpers.py: SERIAL_TESTS).
 TEST_WORKERS ?= 2
 test: $(BIN)/.installed-dev system-deps
 	$(BIN)/ruff check ablation tests benchmarks tools

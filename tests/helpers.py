@@ -31,9 +31,9 @@ BIN = Path(sys.executable).parent
 
 # The folders of tests/ whose tests start Ray clusters, servers, browsers or study processes.
 # They time lease expiries, heartbeats and signals, and each wants the machine's cores, so
-# `make test` (pytest-xdist, --dist loadgroup) runs them one after another on one worker while
-# the other worker takes the rest (statistics, models, reports, study files): never two of them
-# at once (tests/conftest.py marks them). A new folder of such tests belongs here.
+# `make test` (pytest-xdist, --dist loadgroup) runs them one after another on one worker, never
+# two of them at once, while the rest (statistics, models, reports, study files) go to whichever
+# worker is free (tests/conftest.py marks them). A new folder of such tests belongs here.
 SERIAL_TESTS = ("run", "chaos", "deploy", "gpu", "dashboard")
 
 # --- study files ------------------------------------------------------------------------------

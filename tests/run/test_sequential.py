@@ -46,9 +46,10 @@ STUDY = {
 }
 
 
-def _write(folder: Path, name: str) -> Path:
+def _write(folder: Path, name: str, **resources) -> Path:
     path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"study": name, **STUDY}, sort_keys=False))
+    study = {"study": name, **STUDY, "resources": {**STUDY["resources"], **resources}}
+    path.write_text(yaml.safe_dump(study, sort_keys=False))
     return path
 
 
@@ -89,7 +90,9 @@ def _finished_later_seed(uri: str, study: str) -> bool:
 def test_sequence_adds_seeds_for_the_undecided_only_and_survives_kill_9(
     ray_head, tmp_path, ablation_processes
 ):
-    path = _write(tmp_path, "sequence")
+    # One trial at a time: the two trials of the later look end seconds apart, so the kill
+    # below lands between them even on a loaded machine (two at once ended together there).
+    path = _write(tmp_path, "sequence", max_concurrent=1)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     args = ["run", str(path), "--tracking-uri", uri, "--address", ray_head["gcs"]]
     MlflowClient(uri).search_experiments()  # create the store now: the polling below reads it
