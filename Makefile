@@ -42,11 +42,10 @@ system-deps:
 	      --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
 	  else echo "install Debian's $(SYSTEM_PACKAGES) for the browser and LaTeX tests"; fi; }
 
-# One process by default. `make test TEST_WORKERS=2`: two pytest workers (pytest-xdist); the
-# tests that start clusters, servers or study processes run one after another on one of them,
-# never two at once (tests/helpers.py: SERIAL_TESTS). 783 s against 1146 s for CI here, but
-# the node-loss test once failed under it (MLflow's SQLite migration): not the default yet.
-TEST_WORKERS ?= 0
+# Two pytest workers (pytest-xdist): the tests that start clusters, servers or study processes
+# run one after another on one of them, never two at once (tests/helpers.py: SERIAL_TESTS),
+# the rest on whichever is free. `make test TEST_WORKERS=0` runs everything in one process.
+TEST_WORKERS ?= 2
 test: $(BIN)/.installed-dev system-deps
 	$(BIN)/ruff check ablation tests benchmarks tools
 	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadgroup

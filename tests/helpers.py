@@ -150,13 +150,20 @@ def ray_start(temp: str, env: dict[str, str], *args: str) -> None:
 
 
 def trial_runs(uri: str, study: str) -> list[Any]:
-    """The MLflow trial runs of `study` in the store at `uri` (none if it has no experiment)."""
+    """The MLflow trial runs of `study` in the store at `uri` (none if it has no experiment).
+
+    A test polls while a driver may be creating the store: a SQLite file not there yet is left
+    alone, and the first read waits on the store's creation lock, as a second process of the
+    project's own would (MLflow migrates the tables of a store it opens; two at once fail)."""
     from mlflow.tracking import MlflowClient
 
-    from ablation.track import names
+    from ablation.track import names, stores
 
-    client = MlflowClient(uri)
-    exp = client.get_experiment_by_name(study)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return []
+    with stores.creation_lock(uri):
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name(study)
     if exp is None:
         return []
     return [
