@@ -158,8 +158,10 @@ def trial_runs(uri: str, study: str) -> list[Any]:
     from mlflow.tracking import MlflowClient
 
     from ablation.track import names, stores
+    from ablation.track.reader import sqlite_path
 
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    file = sqlite_path(uri)
+    if file is not None and not file.exists():
         return []
     with stores.creation_lock(uri):
         client = MlflowClient(uri)

@@ -87,7 +87,8 @@ def main(argv: list[str]) -> int:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
     started = time.monotonic()
-    if uv.exists() or _run([str(pip), "install", "-q", UV], env) == 0:
+    # -qq: errors only (pip warns of each configured index that lacks uv, noise to a new user).
+    if uv.exists() or _run([str(pip), "install", "-qq", UV], env) == 0:
         command, uv_env = uv_command(uv, python, pip_settings([str(pip)]), requirements)
         if _run(command, uv_env) == 0:
             seconds = time.monotonic() - started
